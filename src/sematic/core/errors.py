@@ -1,0 +1,89 @@
+"""One exception tree for everything the tool raises.
+
+::
+
+    SematicError
+    ├── UserError                  a mistake in the pipeline or its settings; never retried
+    │   ├── FunctionDefinitionError  @sematic.func refused the function
+    │   ├── FunctionCallError        a function was called with missing or unknown arguments
+    │   ├── TypeCheckError           a value or a future does not match an annotation
+    │   ├── FutureUsageError         a future used where a concrete value is needed, or unused
+    │   ├── ConfigurationError       bad settings or resolver arguments
+    │   ├── FunctionTimeoutError     a function ran past its timeout_mins
+    │   └── NotInRunError            sematic.context() called outside a running function
+    ├── InfrastructureError        a fault of the machinery (worker lost, store down);
+    │                              retried by default
+    ├── IllegalTransitionError     the engine was asked for a transition its table forbids
+    │                              (a bug in the tool, never in a pipeline)
+    ├── PipelineFailedError        resolve() of a pipeline whose function failed; names
+    │                              the function and chains the original exception
+    └── PipelineCanceledError      resolve() of a pipeline that was canceled
+
+``TypeCheckError`` is also a ``TypeError`` so ordinary ``except TypeError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SematicError(Exception):
+    """Root of every error this tool raises."""
+
+
+class UserError(SematicError):
+    """A mistake in the user's pipeline or settings. Not retried unless asked for."""
+
+
+class FunctionDefinitionError(UserError):
+    """``@sematic.func`` cannot accept the decorated function."""
+
+
+class FunctionCallError(UserError, TypeError):
+    """A Sematic function was called with missing, duplicate or unknown arguments."""
+
+
+class TypeCheckError(UserError, TypeError):
+    """A value, or the declared type of a future, does not match an annotation."""
+
+
+class FutureUsageError(UserError):
+    """A future was used where a concrete value is needed, or was created and never used."""
+
+
+class ConfigurationError(UserError, ValueError):
+    """Invalid settings passed to a decorator, a resolver or a value object."""
+
+
+class FunctionTimeoutError(UserError, TimeoutError):
+    """A function ran longer than its ``timeout_mins``."""
+
+
+class NotInRunError(UserError, RuntimeError):
+    """``sematic.context()`` was called outside a running Sematic function."""
+
+
+class InfrastructureError(SematicError):
+    """The machinery failed (a worker died, a store was unreachable). Retried by default."""
+
+
+class IllegalTransitionError(SematicError):
+    """The engine was asked for a state transition its table forbids: a bug in the tool."""
+
+
+class PipelineFailedError(SematicError):
+    """A pipeline did not resolve because one of its functions failed.
+
+    The original exception is chained as ``__cause__`` with its traceback.
+    """
+
+    def __init__(self, message: str, *, run_id: str, function_name: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.function_name = function_name
+
+
+class PipelineCanceledError(SematicError):
+    """A pipeline was canceled before it resolved."""
+
+    def __init__(self, message: str, *, root_id: str) -> None:
+        super().__init__(message)
+        self.root_id = root_id

@@ -1,0 +1,92 @@
+"""What a worker does with one run, wherever it runs: check inputs, execute, check output.
+
+The in-process executor, local worker processes and Kubernetes pods all call
+:func:`execute`, so a local run exercises the cloud's code path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sematic.core.context import RunContext, _created_futures, _current_run
+from sematic.core.engine import Event, Failed, ReturnedFuture, Succeeded
+from sematic.core.errors import FutureUsageError, TypeCheckError
+from sematic.core.function import Function
+from sematic.core.future import Future, collect_futures
+from sematic.core.props import FunctionProps
+from sematic.core.steps import collect_step
+from sematic.core.timeouts import call_with_timeout
+from sematic.core.types import describe, is_compatible
+
+
+def execute(
+    function: Function,
+    props: FunctionProps,
+    kwargs: dict[str, Any],
+    deferred: tuple[str, ...],
+    context: RunContext,
+) -> Event:
+    """Run one function call and report what came of it as an engine event."""
+    run_id = context.run_id
+    try:
+        function.check_inputs(kwargs, deferred)
+        created: list[Future] = []
+        run_token = _current_run.set(context)
+        created_token = _created_futures.set(created)
+        try:
+            if props.timeout_mins is None:
+                result = function.call(kwargs)
+            else:
+                result = call_with_timeout(
+                    lambda: function.call(kwargs), props.timeout_mins * 60, function.qualname
+                )
+        finally:
+            _created_futures.reset(created_token)
+            _current_run.reset(run_token)
+        return _outcome(run_id, function, result, created)
+    except Exception as error:  # noqa: BLE001 - the user's failure, reported to the engine
+        return Failed(run_id, error)
+
+
+def _outcome(run_id: str, function: Function, result: Any, created: list[Future]) -> Event:
+    nested: Future | None = None
+    if isinstance(result, Future):
+        nested = result
+    elif collect_futures(result):
+        nested = collect_step(result, function.output_type, f"{function.name} (return value)")
+    if nested is None:
+        _refuse_unused(function, created, reachable=set())
+        return Succeeded(run_id, function.check_output(result))
+    produced = nested.function.output_type
+    if not is_compatible(produced, function.output_type):
+        raise TypeCheckError(
+            f"{function.qualname}() is declared to return {describe(function.output_type)} "
+            f"but returns the output of {nested.function.qualname}(), declared as "
+            f"{describe(produced)}"
+        )
+    _refuse_unused(function, created, reachable=_reachable(nested, created))
+    return ReturnedFuture(run_id, nested)
+
+
+def _reachable(nested: Future, created: list[Future]) -> set[int]:
+    mine = {id(future) for future in created}
+    seen: set[int] = set()
+    stack = [nested]
+    while stack:
+        future = stack.pop()
+        if id(future) in seen:
+            continue
+        seen.add(id(future))
+        stack.extend(d for d in future.dependencies if id(d) in mine and id(d) not in seen)
+    return seen
+
+
+def _refuse_unused(function: Function, created: list[Future], reachable: set[int]) -> None:
+    unused = [future for future in created if id(future) not in reachable]
+    if unused:
+        names = ", ".join(f"{future.props.name}()" for future in unused[:5])
+        raise FutureUsageError(
+            f"{function.qualname}() called {names} but never used the result"
+            f"{'s' if len(unused) > 1 else ''}: a future only runs if it feeds the value the "
+            "function returns. Pass it to the returned computation, or remove the call."
+        )

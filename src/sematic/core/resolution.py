@@ -1,0 +1,91 @@
+"""Driving the engine: the loop every resolver runs, with its executor and observers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sematic.core.engine import Abort, CancelRequested, Command, Engine, Execute, StateChanged
+from sematic.core.errors import ConfigurationError, PipelineCanceledError, PipelineFailedError
+from sematic.core.future import Future
+from sematic.core.ports import Executor, RunObserver
+
+
+class Resolver(Protocol):
+    """Anything that can resolve a future: ``SilentResolver()``, ``LocalResolver()``..."""
+
+    def resolve(self, future: Future) -> Any: ...
+
+
+_default_factory: list[Callable[[], Resolver]] = []
+
+
+def set_default_resolver(factory: Callable[[], Resolver]) -> None:
+    """Wire the resolver ``future.resolve()`` uses when given none (done by ``sematic``)."""
+    _default_factory[:] = [factory]
+
+
+def default_resolver() -> Resolver:
+    if not _default_factory:
+        raise ConfigurationError(
+            "no default resolver is configured; pass one, e.g. future.resolve(SilentResolver())"
+        )
+    return _default_factory[0]()
+
+
+def run_pipeline(
+    future: Future,
+    executor: Executor,
+    observers: Sequence[RunObserver] = (),
+    *,
+    infrastructure_retries: int = 2,
+) -> Any:
+    """Resolve ``future`` with ``executor``; return its value or raise a pipeline error."""
+    if not isinstance(future, Future):
+        raise ConfigurationError(
+            f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
+        )
+    engine = Engine(future, infrastructure_retries=infrastructure_retries)
+    root_id = future.id
+
+    def dispatch(commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, Execute):
+                executor.submit(command)
+            elif isinstance(command, StateChanged):
+                for observer in observers:
+                    observer.state_changed(
+                        run=command.run, old=command.old, new=command.new, root_id=root_id
+                    )
+            elif isinstance(command, Abort):
+                executor.abort(command.run)
+
+    try:
+        dispatch(engine.start())
+        while not engine.finished:
+            dispatch(engine.handle(executor.next_event()))
+    except KeyboardInterrupt:
+        dispatch(engine.handle(CancelRequested("interrupted (Ctrl-C)")))
+        raise
+    finally:
+        executor.close()
+    return _result(engine, future)
+
+
+def _result(engine: Engine, future: Future) -> Any:
+    failure = engine.failure
+    if failure is not None:
+        error = failure.error
+        name = failure.future.props.name
+        raise PipelineFailedError(
+            f"pipeline {future.props.name} failed: {name}() raised "
+            f"{type(error).__name__}: {error} (run {failure.id})",
+            run_id=failure.id,
+            function_name=name,
+        ) from error
+    if engine.root is None or engine.root_id not in engine.values:
+        raise PipelineCanceledError(
+            f"pipeline {future.props.name} was canceled (root run {engine.root_id})",
+            root_id=engine.root_id,
+        )
+    return engine.values[engine.root_id]

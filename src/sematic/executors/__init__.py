@@ -1,0 +1,1 @@
+"""Adapters that run functions: in this process, in worker processes, in Kubernetes jobs."""

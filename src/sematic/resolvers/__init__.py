@@ -1,0 +1,1 @@
+"""Resolvers: the engine composed with an executor and stores."""

@@ -1,0 +1,1 @@
+"""User-pipeline fixture modules: functions written as users write them."""
