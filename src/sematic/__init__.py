@@ -1,8 +1,11 @@
 """Sematic: ML pipelines as plain Python functions.
 
 Decorate functions with ``@sematic.func``; calling them builds a graph of futures, which a
-resolver runs: ``SilentResolver`` in this process, tracking nothing.
+resolver runs: ``SilentResolver`` in this process, tracking nothing; ``LocalResolver`` (the
+default of ``future.resolve()``) on this machine, tracking every run and artifact.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from sematic.core.context import RunContext, context
 from sematic.core.errors import (
@@ -21,9 +24,15 @@ from sematic.core.errors import (
 )
 from sematic.core.function import Function, func
 from sematic.core.future import Future
+from sematic.core.resolution import Resolver
+from sematic.core.resolution import set_default_resolver as _set_default_resolver
 from sematic.core.resources import KubernetesRequirements, ResourceRequirements
 from sematic.core.retry import RetrySettings
 from sematic.resolvers.silent import SilentResolver, SilentRunner
+
+if TYPE_CHECKING:
+    from sematic.resolvers.local import LocalResolver
+    from sematic.storage.serialization import register_serializer
 
 __version__ = "0.1.0"
 
@@ -37,9 +46,11 @@ __all__ = [
     "FutureUsageError",
     "InfrastructureError",
     "KubernetesRequirements",
+    "LocalResolver",
     "NotInRunError",
     "PipelineCanceledError",
     "PipelineFailedError",
+    "Resolver",
     "ResourceRequirements",
     "RetrySettings",
     "RunContext",
@@ -47,8 +58,31 @@ __all__ = [
     "SilentResolver",
     "SilentRunner",
     "TypeCheckError",
+    "register_serializer",
     "UserError",
     "__version__",
     "context",
     "func",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # LocalResolver brings SQLAlchemy and friends: import it when first asked for.
+    if name == "LocalResolver":
+        from sematic.resolvers.local import LocalResolver
+
+        return LocalResolver
+    if name == "register_serializer":
+        from sematic.storage.serialization import register_serializer
+
+        return register_serializer
+    raise AttributeError(f"module 'sematic' has no attribute {name!r}")
+
+
+def _default_resolver() -> Resolver:
+    from sematic.resolvers.local import LocalResolver
+
+    return LocalResolver()
+
+
+_set_default_resolver(_default_resolver)

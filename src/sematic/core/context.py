@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +39,21 @@ def context() -> RunContext:
             "the body of a function decorated with @sematic.func while a resolver runs it"
         )
     return current
+
+
+def future_id() -> str:
+    """The id of a future being created.
+
+    Inside a running function it is derived from the run's id and the creation order, so
+    executing the same run again (on resume, or in a worker) names its futures the same way.
+    Elsewhere it is random.
+    """
+    created = _created_futures.get()
+    current = _current_run.get()
+    if created is None or current is None:
+        return os.urandom(16).hex()
+    seed = f"{current.run_id}/{len(created)}".encode()
+    return hashlib.sha256(seed).hexdigest()[:32]
 
 
 def note_created(future: Future) -> None:

@@ -12,7 +12,12 @@
     │   ├── FunctionTimeoutError     a function ran past its timeout_mins
     │   └── NotInRunError            sematic.context() called outside a running function
     ├── InfrastructureError        a fault of the machinery (worker lost, store down);
-    │                              retried by default
+    │   │                          retried by default
+    │   └── WorkerLostError          a worker process or pod died without reporting
+    ├── StoreError                 a run or artifact cannot be read back
+    │   ├── RunNotFoundError         no run with that id
+    │   ├── ArtifactMissingError     the payload of an artifact is gone
+    │   └── ArtifactCorruptedError   the payload does not match its id
     ├── IllegalTransitionError     the engine was asked for a transition its table forbids
     │                              (a bug in the tool, never in a pipeline)
     ├── PipelineFailedError        resolve() of a pipeline whose function failed; names
@@ -63,6 +68,26 @@ class NotInRunError(UserError, RuntimeError):
 
 class InfrastructureError(SematicError):
     """The machinery failed (a worker died, a store was unreachable). Retried by default."""
+
+
+class WorkerLostError(InfrastructureError):
+    """A worker process or pod died without reporting an outcome."""
+
+
+class StoreError(SematicError):
+    """A run or an artifact cannot be read back."""
+
+
+class RunNotFoundError(StoreError, LookupError):
+    """No run has this id."""
+
+
+class ArtifactMissingError(StoreError):
+    """The artifact store has no payload for this id."""
+
+
+class ArtifactCorruptedError(StoreError):
+    """The payload read back does not hash to its artifact id."""
 
 
 class IllegalTransitionError(SematicError):

@@ -11,7 +11,7 @@ from typing import Any
 from sematic.core.context import RunContext, _created_futures, _current_run
 from sematic.core.engine import Event, Failed, ReturnedFuture, Succeeded
 from sematic.core.errors import FutureUsageError, TypeCheckError
-from sematic.core.function import Function
+from sematic.core.function import Function, check_deferred
 from sematic.core.future import Future, collect_futures
 from sematic.core.props import FunctionProps
 from sematic.core.steps import collect_step
@@ -40,6 +40,12 @@ def execute(
                 result = call_with_timeout(
                     lambda: function.call(kwargs), props.timeout_mins * 60, function.qualname
                 )
+            if not isinstance(result, Future) and collect_futures(result):
+                # A container of futures becomes one step (named like the run's children).
+                check_deferred(result, function.output_type, f"{function.qualname}() return value")
+                result = collect_step(
+                    result, function.output_type, f"{function.name} (return value)"
+                )
         finally:
             _created_futures.reset(created_token)
             _current_run.reset(run_token)
@@ -49,11 +55,7 @@ def execute(
 
 
 def _outcome(run_id: str, function: Function, result: Any, created: list[Future]) -> Event:
-    nested: Future | None = None
-    if isinstance(result, Future):
-        nested = result
-    elif collect_futures(result):
-        nested = collect_step(result, function.output_type, f"{function.name} (return value)")
+    nested = result if isinstance(result, Future) else None
     if nested is None:
         _refuse_unused(function, created, reachable=set())
         return Succeeded(run_id, function.check_output(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, overload
@@ -30,7 +31,8 @@ class Function:
     ) -> None:
         self.fn = fn
         self.props = props
-        self.module: str = fn.__module__
+        # A user script loaded by a worker runs as __mp_main__; it is __main__ to the user.
+        self.module: str = "__main__" if fn.__module__ == "__mp_main__" else fn.__module__
         self.qualname: str = fn.__qualname__
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.qualname)
@@ -89,11 +91,8 @@ class Function:
         deferred: list[str] = []
         for name, value in bound.items():
             where = f"{self.qualname}() parameter {name!r}"
-            if isinstance(value, Future):
-                _check_future(value, input_types[name], where)
-                deferred.append(name)
-            elif collect_futures(value):
-                _check_structure(value, input_types[name], where)
+            if isinstance(value, Future) or collect_futures(value):
+                check_deferred(value, input_types[name], where)
                 deferred.append(name)
             else:
                 bound[name] = check_value(value, input_types[name], where)
@@ -150,6 +149,14 @@ class Function:
         return f"<sematic.func {self.dotted_path}>"
 
 
+def check_deferred(value: Any, expected: Any, where: str) -> None:
+    """Check a future, or a list/tuple/dict holding futures, against ``expected`` now."""
+    if isinstance(value, Future):
+        _check_future(value, expected, where)
+    else:
+        _check_structure(value, expected, where)
+
+
 def _check_future(future: Future, expected: Any, where: str) -> None:
     produced = future.function.output_type
     if not is_compatible(produced, expected):
@@ -161,8 +168,25 @@ def _check_future(future: Future, expected: Any, where: str) -> None:
 
 def _check_structure(value: Any, expected: Any, where: str) -> None:
     """Check a list/tuple/dict holding futures: concrete parts now, futures statically."""
-    origin = typing.get_origin(expected) or expected
-    if isinstance(origin, type) and not isinstance(value, origin):
+    if expected is Any or isinstance(expected, typing.TypeVar):
+        return
+    origin = typing.get_origin(expected)
+    if origin is typing.Union or origin is types.UnionType:
+        members = [m for m in typing.get_args(expected) if _container_accepts(m, value)]
+        if not members:
+            raise TypeCheckError(
+                f"{where} expects {describe(expected)}, got a {type(value).__qualname__} "
+                "of futures"
+            )
+        problems: list[TypeCheckError] = []
+        for member in members:
+            try:
+                _check_structure(value, member, where)
+                return
+            except TypeCheckError as problem:
+                problems.append(problem)
+        raise problems[0]
+    if not _container_accepts(expected, value):
         raise TypeCheckError(
             f"{where} expects {describe(expected)}, got a {type(value).__qualname__} of futures"
         )
@@ -176,6 +200,14 @@ def _check_structure(value: Any, expected: Any, where: str) -> None:
             _check_structure(item, item_hint, item_where)
         else:
             check_value(item, item_hint, item_where)
+
+
+def _container_accepts(hint: Any, value: Any) -> bool:
+    """Whether ``hint`` can describe the container ``value`` (a list, tuple or dict)."""
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    origin = typing.get_origin(hint) or hint
+    return not isinstance(origin, type) or isinstance(value, origin)
 
 
 def _refuse_shape(fn: Any) -> None:

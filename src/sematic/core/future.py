@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sematic.core.context import note_created
+from sematic.core.context import future_id, note_created
 from sematic.core.errors import ConfigurationError, FutureUsageError
 from sematic.core.props import checked_overrides, resolve_inline, with_overrides
 from sematic.core.resources import ResourceRequirements
@@ -21,11 +20,6 @@ if TYPE_CHECKING:
 _SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
 
 
-def new_id() -> str:
-    """A random 32-hex-digit run id."""
-    return os.urandom(16).hex()
-
-
 class Future:
     """The pending result of one call of a Sematic function. Nothing runs until resolved.
 
@@ -38,7 +32,7 @@ class Future:
     __slots__ = ("deferred", "function", "id", "kwargs", "props")
 
     def __init__(self, function: Function, kwargs: dict[str, Any], deferred: tuple[str, ...]):
-        self.id = new_id()
+        self.id = future_id()
         self.function = function
         self.kwargs = kwargs
         # Parameters whose values hold futures: type-checked once those have values.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from sematic.core.engine import Event, Execute, Run, State
+from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 
 
 class Executor(Protocol):
@@ -24,6 +26,56 @@ class Executor(Protocol):
 
 
 class RunObserver(Protocol):
-    """Told of every state change, in order (metadata stores, progress displays)."""
+    """Told of every state change, in order (recorders, progress displays).
 
-    def state_changed(self, *, run: Run, old: State, new: State, root_id: str) -> None: ...
+    ``value`` is the run's value when ``new`` is RESOLVED. ``flush`` is called after the
+    changes of each engine step: a recorder makes them durable there, in one write.
+    Implementations accept and ignore keyword arguments they do not know.
+    """
+
+    def state_changed(
+        self, *, run: Run, old: State, new: State, root_id: str, value: Any = None
+    ) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class MetadataStore(Protocol):
+    """Keeps runs, their transitions, artifact descriptions and edges (never payloads).
+
+    ``write`` applies everything it is given in one transaction: when it returns, it is
+    durable. Runs are upserted by id; artifacts and edges already present are left as is.
+    """
+
+    def write(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        transitions: Sequence[TransitionRecord] = (),
+        artifacts: Sequence[ArtifactRecord] = (),
+        edges: Sequence[EdgeRecord] = (),
+    ) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def runs_of_root(self, root_id: str) -> list[RunRecord]: ...
+
+    def transitions_of(self, run_id: str) -> list[TransitionRecord]: ...
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord: ...
+
+    def edges_of_root(self, root_id: str) -> list[EdgeRecord]: ...
+
+    def find_cached_output(self, cache_key: str) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """Keeps artifact payloads by id. ``put`` is atomic and idempotent."""
+
+    def put(self, artifact_id: str, payload: bytes) -> None: ...
+
+    def get(self, artifact_id: str) -> bytes: ...
+
+    def exists(self, artifact_id: str) -> bool: ...

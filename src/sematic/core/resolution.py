@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sematic.core.engine import Abort, CancelRequested, Command, Engine, Execute, StateChanged
+from sematic.core.engine import (
+    Abort,
+    CancelRequested,
+    Command,
+    Engine,
+    Execute,
+    State,
+    StateChanged,
+)
 from sematic.core.errors import ConfigurationError, PipelineCanceledError, PipelineFailedError
 from sematic.core.future import Future
 from sematic.core.ports import Executor, RunObserver
@@ -53,12 +61,19 @@ def run_pipeline(
             if isinstance(command, Execute):
                 executor.submit(command)
             elif isinstance(command, StateChanged):
+                value = engine.values.get(command.run.id) if command.new is State.RESOLVED else None
                 for observer in observers:
                     observer.state_changed(
-                        run=command.run, old=command.old, new=command.new, root_id=root_id
+                        run=command.run,
+                        old=command.old,
+                        new=command.new,
+                        root_id=root_id,
+                        value=value,
                     )
             elif isinstance(command, Abort):
                 executor.abort(command.run)
+        for observer in observers:
+            observer.flush()
 
     try:
         dispatch(engine.start())

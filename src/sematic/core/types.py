@@ -8,10 +8,11 @@ of a future is checked against a parameter's annotation statically, before anyth
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from sematic.core.errors import TypeCheckError
 
@@ -34,8 +35,19 @@ def describe(hint: Any) -> str:
         return " | ".join(describe(a) for a in get_args(hint))
     if origin is Literal:
         return f"Literal[{', '.join(repr(a) for a in get_args(hint))}]"
-    args = ", ".join("..." if a is Ellipsis else describe(a) for a in get_args(hint))
+    if not get_args(hint):  # typing.List bare, or tuple[()]
+        bare = hint is typing.Tuple  # noqa: UP006 - the bare typing alias, not tuple[()]
+        return "tuple[()]" if origin is tuple and not bare else describe(origin)
+    args = ", ".join(_describe_argument(a) for a in get_args(hint))
     return f"{describe(origin)}[{args}]"
+
+
+def _describe_argument(argument: Any) -> str:
+    if argument is Ellipsis:
+        return "..."
+    if isinstance(argument, list):  # the parameters of Callable[[int, str], bool]
+        return f"[{', '.join(describe(a) for a in argument)}]"
+    return describe(argument)
 
 
 def describe_value(value: Any) -> str:
@@ -54,20 +66,28 @@ def is_float_hint(hint: Any) -> bool:
     return False
 
 
+def _pydantic_config() -> Any:
+    from pydantic import ConfigDict
+
+    return ConfigDict(strict=True, arbitrary_types_allowed=True, revalidate_instances="always")
+
+
 class _Validator:
     """Validates values against one annotation with pydantic (strict, deep)."""
 
     __slots__ = ("_validate",)
 
     def __init__(self, hint: Any) -> None:
-        from pydantic import ConfigDict, create_model
+        from pydantic import create_model
 
-        config = ConfigDict(
-            strict=True, arbitrary_types_allowed=True, revalidate_instances="always"
-        )
         try:
-            model = create_model("Value", __config__=config, value=(hint, ...))
+            model = create_model(
+                "Value", __config__=_pydantic_config(), value=(_for_pydantic(hint), ...)
+            )
         except Exception:  # noqa: BLE001 - pydantic cannot express this hint: fall back
+            self._validate = _fallback_validator(hint)
+            return
+        if not model.__pydantic_complete__:  # names a type it cannot resolve (TYPE_CHECKING)
             self._validate = _fallback_validator(hint)
             return
         validate_python = model.__pydantic_validator__.validate_python
@@ -92,6 +112,128 @@ class _Validator:
     def problem(self, value: Any) -> str | None:
         result: str | None = self._validate(value)
         return result
+
+
+def _for_pydantic(hint: Any) -> Any:
+    """``hint`` as handed to pydantic: plain dataclasses and Literals checked our way.
+
+    Pydantic revalidates a dataclass instance by building a copy of it: that runs
+    ``__post_init__`` again and refuses every dataclass with an ``InitVar``. Here the class
+    is checked with isinstance and the fields' current values are validated. Pydantic's
+    Literal check takes ``True`` for ``Literal[1]`` and ``1`` for ``Literal[True]``.
+    """
+    from pydantic import BeforeValidator, PlainValidator
+
+    origin = get_origin(hint)
+    if _is_plain_dataclass(origin or hint):
+        return Annotated[Any, PlainValidator(_dataclass_check(hint))]
+    if origin is Literal:
+        return Annotated[hint, BeforeValidator(_literal_check(get_args(hint)))]
+    args = get_args(hint)
+    if origin is None or origin is Annotated or any(isinstance(a, list) for a in args):
+        return hint
+    new_args = tuple(a if a is Ellipsis else _for_pydantic(a) for a in args)
+    if all(new is old for new, old in zip(new_args, args, strict=True)):
+        return hint
+    if origin is Union or origin is types.UnionType:
+        return Union[new_args]  # noqa: UP007 - built at run time from a tuple
+    if isinstance(hint, types.GenericAlias):
+        return types.GenericAlias(origin, new_args)
+    copy_with = getattr(hint, "copy_with", None)
+    return hint if copy_with is None else copy_with(new_args)
+
+
+def _is_plain_dataclass(cls: Any) -> bool:
+    """A stdlib dataclass (pydantic dataclasses validate themselves)."""
+    return (
+        isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and not hasattr(cls, "__pydantic_validator__")
+    )
+
+
+def _literal_check(values: tuple[Any, ...]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, int):  # 1 == True: tell them apart
+            equal = [v for v in values if isinstance(v, int) and v == value]
+            if equal and not any(isinstance(v, bool) is isinstance(value, bool) for v in equal):
+                from pydantic_core import PydanticCustomError
+
+                expected = " or ".join(repr(v) for v in values)
+                raise PydanticCustomError(
+                    "literal_error", "Input should be {expected}", {"expected": expected}
+                )
+        return value
+
+    return check
+
+
+class _DataclassCheck:
+    """Validates a dataclass instance: its class, then the current values of its fields."""
+
+    __slots__ = ("_class", "_fields", "_hint")
+
+    def __init__(self, hint: Any) -> None:
+        self._hint = hint
+        self._class: type = get_origin(hint) or hint
+        # Built on first use, so that recursive dataclasses do not recurse forever.
+        self._fields: tuple[tuple[str, ...], Callable[[Any], Any] | None] | None = None
+
+    @property
+    def __name__(self) -> str:  # how pydantic labels this check among a union's members
+        return describe(self._hint)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, self._class):
+            from pydantic_core import PydanticCustomError
+
+            raise PydanticCustomError(
+                "is_instance_of",
+                "Input should be an instance of {class_name}",
+                {"class_name": self._class.__qualname__},
+            )
+        if self._fields is None:
+            self._fields = self._build()
+        names, validate = self._fields
+        if validate is not None:
+            missing = object()
+            current = {name: getattr(value, name, missing) for name in names}
+            validate({name: item for name, item in current.items() if item is not missing})
+        return value
+
+    def _build(self) -> tuple[tuple[str, ...], Callable[[Any], Any] | None]:
+        from pydantic import Field, create_model
+
+        try:
+            hints = field_types(self._hint)
+            fields = dataclasses.fields(self._class)
+            definitions: dict[str, Any] = {
+                # Internal names: a field may be called like a BaseModel attribute, or _x.
+                f"f{index}": (
+                    _for_pydantic(hints[field.name] if hints else Any),
+                    Field(alias=field.name) if field.init else Field(None, alias=field.name),
+                )
+                for index, field in enumerate(fields)
+            }
+            model = create_model(self._class.__name__, __config__=_pydantic_config(), **definitions)
+        except Exception:  # noqa: BLE001 - unresolvable annotations: check the class only
+            return (), None
+        if not model.__pydantic_complete__:
+            return (), None
+        return tuple(field.name for field in fields), model.__pydantic_validator__.validate_python
+
+
+_dataclass_checks: dict[Any, _DataclassCheck] = {}
+
+
+def _dataclass_check(hint: Any) -> _DataclassCheck:
+    try:
+        return _dataclass_checks[hint]
+    except KeyError:
+        check = _dataclass_checks[hint] = _DataclassCheck(hint)
+        return check
+    except TypeError:  # unhashable annotation: do not cache
+        return _DataclassCheck(hint)
 
 
 def _fallback_validator(hint: Any) -> Callable[[Any], str | None]:
@@ -160,10 +302,10 @@ def is_compatible(produced: Any, expected: Any) -> bool:
     produced_origin, expected_origin = get_origin(produced), get_origin(expected)
     if produced_origin in (Union, types.UnionType):
         return all(is_compatible(member, expected) for member in get_args(produced))
-    if expected_origin in (Union, types.UnionType):
-        return any(is_compatible(produced, member) for member in get_args(expected))
     if produced_origin is Literal:
         return all(is_compatible(type(v), expected) for v in get_args(produced))
+    if expected_origin in (Union, types.UnionType):
+        return any(is_compatible(produced, member) for member in get_args(expected))
     if expected_origin is Literal:
         return any(is_compatible(produced, type(v)) for v in get_args(expected))
     produced_class = produced_origin or produced
@@ -178,6 +320,8 @@ def is_compatible(produced: Any, expected: Any) -> bool:
         return True
     if produced_class is bool and expected_class is int:
         return False
+    if expected_class is datetime.date and issubclass(produced_class, datetime.datetime):
+        return False  # values are checked strictly: a datetime is not accepted as a date
     try:
         if not issubclass(produced_class, expected_class):
             return False
@@ -222,7 +366,22 @@ def field_types(hint: Any) -> dict[str, Any] | None:
     names = [f.name for f in dataclasses.fields(origin)]
     parameters = getattr(origin, "__parameters__", ())
     substitution = dict(zip(parameters, get_args(hint), strict=False))
-    return {name: substitution.get(hints.get(name, Any), hints.get(name, Any)) for name in names}
+    return {name: _substitute(hints.get(name, Any), substitution) for name in names}
+
+
+def _substitute(hint: Any, substitution: dict[Any, Any]) -> Any:
+    """``hint`` with its type variables replaced, also inside (``list[T]`` -> ``list[int]``)."""
+    if not substitution:
+        return hint
+    if isinstance(hint, typing.TypeVar):
+        return substitution.get(hint, hint)
+    parameters = getattr(hint, "__parameters__", ()) if get_origin(hint) is not None else ()
+    if not parameters:
+        return hint
+    try:
+        return hint[tuple(substitution.get(p, p) for p in parameters)]
+    except TypeError:
+        return hint
 
 
 def container_item_hint(hint: Any, key: Any) -> Any:

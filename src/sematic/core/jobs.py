@@ -1,0 +1,58 @@
+"""The contract between a resolver and a worker (a local process or a Kubernetes pod).
+
+A job names the function, the run, where its inputs are and where to report. The worker
+answers with a result: the output artifact, a nested future, or the failure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    artifact_id: str
+    type_description: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJob:
+    run_id: str
+    root_id: str
+    function_path: str  # module.qualname
+    inputs: dict[str, InputRef]
+    artifact_url: str
+    result_path: str  # where the worker writes its WorkerResult (JSON)
+    timeout_mins: float | None = None
+    main_path: str | None = None  # the user's script, when the function lives in __main__
+    sys_path: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerJob:
+        data = json.loads(text)
+        data["inputs"] = {k: InputRef(**v) for k, v in data["inputs"].items()}
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """``kind`` is "resolved", "nested" or "failed"."""
+
+    kind: str
+    artifact: dict[str, Any] | None = None  # id, type_description, summary, size
+    pickle_path: str | None = None  # the nested future or the exception, cloudpickled
+    exception_type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerResult:
+        return cls(**json.loads(text))

@@ -1,0 +1,91 @@
+"""A pool of worker subprocesses: start, wait for any, kill. Knows nothing of what they do."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """A worker process ended with ``returncode`` (negative: killed by that signal)."""
+
+    key: str
+    returncode: int
+
+
+class ProcessPool:
+    """Runs commands as subprocesses, each with its output going to its own log file.
+
+    Every process is started in its own session, so ``kill`` stops it and its children,
+    and ``close`` stops whatever is still running (by PID, never by name).
+    """
+
+    def __init__(self, *, poll_interval: float = 0.005) -> None:
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+        self._poll_interval = poll_interval
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def start(
+        self, key: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        self._running[key] = process
+        self._logs[key] = log
+
+    def poll(self) -> Exited | None:
+        """A process that has ended, if any, without waiting."""
+        for key, process in self._running.items():
+            code = process.poll()
+            if code is not None:
+                return self._reap(key, code)
+        return None
+
+    def wait_any(self) -> Exited:
+        """Block until one running process ends."""
+        if not self._running:
+            raise RuntimeError("wait_any() with no process running")
+        delay = self._poll_interval
+        while True:
+            exited = self.poll()
+            if exited is not None:
+                return exited
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+    def kill(self, key: str) -> None:
+        process = self._running.get(key)
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        self._reap(key, process.returncode)
+
+    def close(self) -> None:
+        for key in list(self._running):
+            self.kill(key)
+
+    def _reap(self, key: str, code: int) -> Exited:
+        del self._running[key]
+        log = self._logs.pop(key)
+        log.close()
+        return Exited(key, code)

@@ -1,0 +1,134 @@
+"""LocalResolver: runs on this machine, every run and artifact tracked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from sematic.core.errors import ConfigurationError, PipelineCanceledError
+from sematic.core.future import Future
+from sematic.core.loading import load_function
+from sematic.core.ports import RunObserver
+from sematic.core.records import RunRecord
+from sematic.core.resolution import run_pipeline
+from sematic.resolvers.local_executor import LocalExecutor
+from sematic.resolvers.progress import ProgressDisplay, wants_progress
+from sematic.resolvers.recording import RunRecorder
+from sematic.resolvers.settings import LocalSettings
+from sematic.storage.artifacts import FsspecArtifactStore
+from sematic.storage.sql import SqlMetadataStore
+
+CacheNamespace = str | Callable[[Future], str] | None
+
+
+class LocalResolver:
+    """The default resolver: this machine, tracked in the database and artifact store.
+
+    - ``max_parallelism``: worker processes at once for ``inline=False`` functions
+      (default: the number of cores).
+    - ``cache_namespace``: scopes ``cache=True`` reuse (a str, or a callable given the
+      root future).
+    - ``progress``: a live display on the terminal (default: when stderr is a terminal).
+    - ``settings``: where runs are kept (default: from the environment; see LocalSettings).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_parallelism: int | None = None,
+        cache_namespace: CacheNamespace = None,
+        progress: bool | None = None,
+        settings: LocalSettings | None = None,
+    ) -> None:
+        if max_parallelism is not None and (
+            isinstance(max_parallelism, bool)
+            or not isinstance(max_parallelism, int)
+            or max_parallelism < 1
+        ):
+            raise ConfigurationError(
+                f"LocalResolver(max_parallelism=...) takes an int >= 1, got {max_parallelism!r}"
+            )
+        if cache_namespace is not None and not (
+            isinstance(cache_namespace, str) or callable(cache_namespace)
+        ):
+            raise ConfigurationError(
+                "LocalResolver(cache_namespace=...) takes a str or a callable returning one, "
+                f"got {cache_namespace!r}"
+            )
+        self.max_parallelism = max_parallelism or os.cpu_count() or 1
+        self.cache_namespace = cache_namespace
+        self.progress = progress
+        self.settings = settings
+
+    def resolve(self, future: Future) -> Any:
+        """Resolve ``future``, recording everything; return its value."""
+        return self._resolve(future, previous={})
+
+    def resume(self, root_id: str) -> Any:
+        """Finish the pipeline whose root run is ``root_id`` (e.g. after its process died).
+
+        Steps already resolved are not run again; their runs and artifacts are reused.
+        """
+        settings = self.settings or LocalSettings.from_environment()
+        metadata = SqlMetadataStore(settings.database_url)
+        try:
+            root = metadata.get_run(root_id)
+            previous = {run.id: run for run in metadata.runs_of_root(root_id)}
+            artifacts = FsspecArtifactStore(settings.artifact_url)
+            recorder = RunRecorder(metadata, artifacts)
+            function = load_function(root.function_path)
+            hints = function.input_types
+            kwargs = {
+                name: recorder.load(
+                    artifact_id, metadata.get_artifact(artifact_id).type_description, hints[name]
+                )
+                for name, artifact_id in root.inputs.items()
+            }
+            if root.state == "RESOLVED" and root.output:
+                output = metadata.get_artifact(root.output)
+                return recorder.load(root.output, output.type_description, function.output_type)
+        finally:
+            metadata.close()
+        future = function(**kwargs)
+        future.id = root_id  # children derive their ids from it: the same runs again
+        return self._resolve(future, previous=previous)
+
+    def _resolve(self, future: Future, previous: dict[str, RunRecord]) -> Any:
+        if not isinstance(future, Future):
+            raise ConfigurationError(
+                f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
+            )
+        settings = self.settings or LocalSettings.from_environment()
+        metadata = SqlMetadataStore(settings.database_url)
+        recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
+        namespace = self.cache_namespace
+        executor = LocalExecutor(
+            recorder,
+            settings,
+            max_parallelism=self.max_parallelism,
+            cache_namespace=namespace(future) if callable(namespace) else namespace,
+            previous=previous,
+        )
+        observers: list[RunObserver] = [recorder]
+        display = None
+        if self.progress if self.progress is not None else wants_progress():
+            display = ProgressDisplay()
+            display.start(future.id, future.props.name)
+            observers.append(display)
+        outcome = "failed"
+        try:
+            value = run_pipeline(future, executor, observers)
+            outcome = "resolved"
+            return value
+        except (PipelineCanceledError, KeyboardInterrupt):
+            outcome = "canceled"
+            raise
+        finally:
+            recorder.flush()
+            metadata.close()
+            if display is not None:
+                display.stop(outcome)
+
+    def __repr__(self) -> str:
+        return f"LocalResolver(max_parallelism={self.max_parallelism})"

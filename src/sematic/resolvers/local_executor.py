@@ -1,0 +1,177 @@
+"""Runs inline functions in this process and ``inline=False`` ones in worker processes."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import deque
+from pathlib import Path
+
+import cloudpickle
+
+from sematic.core.context import RunContext
+from sematic.core.engine import Event, Execute, Failed, ReturnedFuture, Run, Succeeded
+from sematic.core.errors import WorkerLostError
+from sematic.core.execution import execute
+from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
+from sematic.core.loading import main_script
+from sematic.core.records import RunRecord
+from sematic.executors.processes import Exited, ProcessPool
+from sematic.resolvers.recording import RunRecorder
+from sematic.resolvers.settings import LocalSettings
+
+
+class LocalExecutor:
+    """The executor of LocalResolver.
+
+    Before running anything it records the run's inputs, then: reuses a recorded output
+    (resume, or a cache hit), runs an inline function here, or starts a worker process
+    (``python -m sematic.worker``, the same entry point as a Kubernetes pod), at most
+    ``max_parallelism`` at a time.
+    """
+
+    def __init__(
+        self,
+        recorder: RunRecorder,
+        settings: LocalSettings,
+        *,
+        max_parallelism: int,
+        cache_namespace: str | None,
+        previous: dict[str, RunRecord],
+    ) -> None:
+        self._recorder = recorder
+        self._settings = settings
+        self._max_parallelism = max_parallelism
+        self._cache_namespace = cache_namespace
+        self._previous = previous
+        self._ready: deque[Event] = deque()
+        self._inline: deque[Execute] = deque()
+        self._waiting: deque[tuple[Execute, WorkerJob]] = deque()
+        self._running: dict[str, tuple[Execute, WorkerJob]] = {}
+        self._pool = ProcessPool()
+        self._jobs_dir: Path | None = None
+        self._main = main_script()
+
+    def submit(self, command: Execute) -> None:
+        run = command.run
+        refs = self._recorder.record_inputs(run, command.kwargs)
+        earlier = self._previous.get(run.id)
+        if earlier is not None and earlier.state == "RESOLVED" and earlier.output:
+            value = self._recorder.reuse_output(run, earlier.output, cache_hit=False)
+            self._ready.append(Succeeded(run.id, value))
+            return
+        props = run.future.props
+        if props.cache:
+            key = self._recorder.cache_key(run, refs, self._cache_namespace)
+            hit = self._recorder.metadata.find_cached_output(key)
+            if hit is not None:
+                value = self._recorder.reuse_output(run, hit, cache_hit=True)
+                self._ready.append(Succeeded(run.id, value))
+                return
+        if props.inline:
+            self._inline.append(command)
+        else:
+            self._waiting.append((command, self._job(command, refs)))
+            self._start_waiting()
+
+    def next_event(self) -> Event:
+        if self._ready:
+            return self._ready.popleft()
+        exited = self._pool.poll()
+        if exited is not None:
+            return self._finished(exited)
+        if self._inline:
+            return self._run_inline(self._inline.popleft())
+        return self._finished(self._pool.wait_any())
+
+    def abort(self, run: Run) -> None:
+        self._inline = deque(c for c in self._inline if c.run is not run)
+        self._waiting = deque(w for w in self._waiting if w[0].run is not run)
+        if run.id in self._running:
+            self._pool.kill(run.id)
+            del self._running[run.id]
+
+    def close(self) -> None:
+        self._pool.close()
+        self._running.clear()
+        if self._jobs_dir is not None:
+            shutil.rmtree(self._jobs_dir, ignore_errors=True)
+
+    # Internals --------------------------------------------------------------------------
+
+    def _run_inline(self, command: Execute) -> Event:
+        run = command.run
+        future = run.future
+        return execute(
+            future.function,
+            future.props,
+            command.kwargs,
+            future.deferred,
+            RunContext(run_id=run.id, root_id=command.root_id),
+        )
+
+    def _job(self, command: Execute, refs: dict[str, InputRef]) -> WorkerJob:
+        run = command.run
+        if self._jobs_dir is None:
+            self._jobs_dir = self._settings.jobs / command.root_id
+            self._jobs_dir.mkdir(parents=True, exist_ok=True)
+        result_path = self._jobs_dir / f"{run.id}-{run.attempts}.result.json"
+        return WorkerJob(
+            run_id=run.id,
+            root_id=command.root_id,
+            function_path=run.future.function.dotted_path,
+            inputs=refs,
+            artifact_url=self._settings.artifact_url,
+            result_path=str(result_path),
+            timeout_mins=run.future.props.timeout_mins,
+            main_path=self._main,
+            sys_path=[p for p in sys.path if p],
+        )
+
+    def _start_waiting(self) -> None:
+        if self._main and "__main__" in sys.modules:
+            # Workers load the user's script as __mp_main__; let what they send back resolve.
+            sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
+        while self._waiting and len(self._running) < self._max_parallelism:
+            command, job = self._waiting.popleft()
+            job_path = Path(job.result_path).with_suffix(".job")
+            job_path.write_text(job.to_json())
+            argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
+            self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id))
+            self._running[job.run_id] = (command, job)
+
+    def _finished(self, exited: Exited) -> Event:
+        command, job = self._running.pop(exited.key)
+        self._start_waiting()
+        run = command.run
+        result_path = Path(job.result_path)
+        if not result_path.exists():
+            return Failed(
+                run.id,
+                WorkerLostError(
+                    f"the worker process of {run.future.props.name}() exited with code "
+                    f"{exited.returncode} without reporting a result; its log is "
+                    f"{self._settings.log_path(run.id)}"
+                ),
+                infrastructure=True,
+            )
+        result = WorkerResult.from_json(result_path.read_text())
+        if result.kind == "resolved" and result.artifact is not None:
+            return Succeeded(run.id, self._recorder.worker_output(run, result.artifact))
+        if result.kind == "nested" and result.pickle_path:
+            return ReturnedFuture(run.id, cloudpickle.loads(Path(result.pickle_path).read_bytes()))
+        return Failed(run.id, _worker_error(result))
+
+
+def _worker_error(result: WorkerResult) -> BaseException:
+    error: BaseException | None = None
+    if result.pickle_path:
+        try:
+            error = cloudpickle.loads(Path(result.pickle_path).read_bytes())
+        except Exception:  # noqa: BLE001 - fall back to the text of the error
+            error = None
+    if not isinstance(error, BaseException):
+        error = RuntimeError(f"{result.exception_type}: {result.message}")
+    if result.traceback:
+        error.add_note(f"Traceback in the worker process:\n{result.traceback}")
+    return error

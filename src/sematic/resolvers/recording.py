@@ -1,0 +1,212 @@
+"""Recording a resolution: runs, transitions, artifacts and edges, one write per engine step."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import time
+import traceback
+from typing import Any
+
+from sematic.core.engine import Run, State
+from sematic.core.function import Function
+from sematic.core.future import Future
+from sematic.core.jobs import InputRef
+from sematic.core.ports import ArtifactStore, MetadataStore
+from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.resources import ResourceRequirements
+from sematic.storage.serialization import Serialized, deserialize, serialize
+
+
+def requirements_json(requirements: ResourceRequirements | None) -> dict[str, Any] | None:
+    if requirements is None:
+        return None
+    kubernetes = requirements.kubernetes
+    return {"kubernetes": {"node_selector": dict(kubernetes.node_selector)}}
+
+
+class _Output:
+    __slots__ = ("artifact_id", "hint", "type_description")
+
+    def __init__(self, artifact_id: str, hint: Any, type_description: dict[str, Any]) -> None:
+        self.artifact_id = artifact_id
+        self.hint = hint
+        self.type_description = type_description
+
+
+class RunRecorder:
+    """Observes the engine and keeps the metadata and artifact stores up to date.
+
+    Payloads are written to the artifact store as soon as they exist; metadata is written
+    in one transaction at each ``flush`` (after each engine step), so a run never points
+    at a payload that is not there.
+    """
+
+    def __init__(self, metadata: MetadataStore, artifacts: ArtifactStore) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self._records: dict[str, RunRecord] = {}
+        self._dirty: dict[str, RunRecord] = {}
+        self._transitions: list[TransitionRecord] = []
+        self._new_artifacts: dict[str, ArtifactRecord] = {}
+        self._edges: list[EdgeRecord] = []
+        self._outputs: dict[str, _Output] = {}
+        self._stored: set[str] = set()
+        self._sources: dict[int, tuple[str | None, str]] = {}
+
+    # Observer ---------------------------------------------------------------------------
+
+    def state_changed(
+        self, *, run: Run, old: State, new: State, root_id: str, value: Any = None, **_: Any
+    ) -> None:
+        now = time.time()
+        record = self._records.get(run.id) or self._new_record(run, root_id, now)
+        changes: dict[str, Any] = {"state": new.value, "updated_at": now}
+        if new is State.SCHEDULED and record.started_at is None:
+            changes["started_at"] = now
+        if new in (State.RESOLVED, State.FAILED, State.NESTED_FAILED, State.CANCELED):
+            changes["ended_at"] = now
+        if new is State.RESOLVED:
+            output = self._output(run, value)
+            changes["output"] = output.artifact_id
+            if run.id == root_id:
+                self._edges.append(EdgeRecord(run.id, None, None, output.artifact_id))
+        if new is State.FAILED and run.error is not None:
+            error = run.error
+            changes["exception_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
+            changes["exception_message"] = str(error)
+            changes["traceback"] = "".join(traceback.format_exception(error))
+        self._update(record, changes)
+        self._transitions.append(TransitionRecord(run.id, new.value, now))
+
+    def flush(self) -> None:
+        if not (self._dirty or self._transitions or self._new_artifacts or self._edges):
+            return
+        self.metadata.write(
+            runs=list(self._dirty.values()),
+            transitions=self._transitions,
+            artifacts=list(self._new_artifacts.values()),
+            edges=self._edges,
+        )
+        self._dirty = {}
+        self._transitions = []
+        self._new_artifacts = {}
+        self._edges = []
+
+    # Used by the executor ---------------------------------------------------------------
+
+    def record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:
+        """Store the run's input values as artifacts (once each); return their references."""
+        function = run.future.function
+        input_types = function.input_types
+        refs: dict[str, InputRef] = {}
+        for name, value in kwargs.items():
+            hint = input_types[name]
+            source = run.future.kwargs[name]
+            producer = source.id if isinstance(source, Future) else None
+            known = self._outputs.get(producer) if producer else None
+            if known is not None and known.hint == hint:
+                refs[name] = InputRef(known.artifact_id, known.type_description)
+            else:
+                serialized = self._store(value, hint)
+                refs[name] = InputRef(serialized.artifact_id, serialized.type_description)
+            self._edges.append(EdgeRecord(producer, run.id, name, refs[name].artifact_id))
+        record = self._records[run.id]
+        self._update(record, {"inputs": {k: ref.artifact_id for k, ref in refs.items()}})
+        return refs
+
+    def cache_key(self, run: Run, refs: dict[str, InputRef], namespace: str | None) -> str:
+        source = self._source(run.future.function)[1]
+        parts = [run.future.function.dotted_path, source, namespace or ""]
+        parts += [f"{name}={ref.artifact_id}" for name, ref in sorted(refs.items())]
+        key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        self._update(self._records[run.id], {"cache_key": key})
+        return key
+
+    def reuse_output(self, run: Run, artifact_id: str, *, cache_hit: bool) -> Any:
+        """Load a recorded output to resolve ``run`` with, without executing it."""
+        artifact = self.metadata.get_artifact(artifact_id)
+        value = self.load(artifact_id, artifact.type_description, run.future.function.output_type)
+        hint = run.future.function.output_type
+        self._outputs[run.id] = _Output(artifact_id, hint, artifact.type_description)
+        self._update(self._records[run.id], {"cache_hit": cache_hit})
+        return value
+
+    def worker_output(self, run: Run, artifact: dict[str, Any]) -> Any:
+        """Adopt the output a worker stored; return its value."""
+        record = ArtifactRecord(
+            id=artifact["id"],
+            type_description=artifact["type_description"],
+            summary=artifact["summary"],
+            size=artifact["size"],
+            created_at=time.time(),
+        )
+        self._new_artifacts[record.id] = record
+        self._stored.add(record.id)
+        hint = run.future.function.output_type
+        self._outputs[run.id] = _Output(record.id, hint, record.type_description)
+        return self.load(record.id, record.type_description, hint)
+
+    def load(self, artifact_id: str, type_description: dict[str, Any], hint: Any) -> Any:
+        return deserialize(self.artifacts.get(artifact_id), type_description, hint)
+
+    # Internals --------------------------------------------------------------------------
+
+    def _output(self, run: Run, value: Any) -> _Output:
+        known = self._outputs.get(run.id)
+        if known is None:
+            hint = run.future.function.output_type
+            serialized = self._store(value, hint)
+            known = _Output(serialized.artifact_id, hint, serialized.type_description)
+            self._outputs[run.id] = known
+        return known
+
+    def _store(self, value: Any, hint: Any) -> Serialized:
+        serialized = serialize(value, hint)
+        artifact_id = serialized.artifact_id
+        if artifact_id not in self._stored:
+            self.artifacts.put(artifact_id, serialized.payload)
+            self._new_artifacts[artifact_id] = serialized.to_record(time.time())
+            self._stored.add(artifact_id)
+        return serialized
+
+    def _update(self, record: RunRecord, changes: dict[str, Any]) -> None:
+        updated = dataclasses.replace(record, **changes)
+        self._records[record.id] = updated
+        self._dirty[record.id] = updated
+
+    def _source(self, function: Function) -> tuple[str | None, str]:
+        known = self._sources.get(id(function))
+        if known is None:
+            try:
+                source: str | None = inspect.getsource(function.fn)
+            except (OSError, TypeError):
+                source = None
+            digest = hashlib.sha256((source or function.dotted_path).encode()).hexdigest()
+            known = self._sources[id(function)] = (source, digest)
+        return known
+
+    def _new_record(self, run: Run, root_id: str, now: float) -> RunRecord:
+        future = run.future
+        function = future.function
+        props = future.props
+        record = RunRecord(
+            id=run.id,
+            root_id=root_id,
+            parent_id=run.parent_id,
+            name=props.name,
+            function_path=function.dotted_path,
+            state=State.CREATED.value,
+            created_at=now,
+            updated_at=now,
+            inline=props.inline,
+            source_code=self._source(function)[0],
+            docstring=function.fn.__doc__,
+            resource_requirements=requirements_json(props.resource_requirements),
+            base_image_tag=props.base_image_tag,
+            tags=props.tags,
+        )
+        self._records[run.id] = record
+        self._transitions.append(TransitionRecord(run.id, State.CREATED.value, now))
+        return record

@@ -1,0 +1,223 @@
+"""Artifact stores: payloads kept by id, in a folder, any fsspec filesystem, or memory.
+
+Layout: ``<root>/<id[:2]>/<id>``. A payload is written under a temporary name in its final
+folder and then renamed, so a reader never sees a partial file under an artifact id; a
+crash can leave a ``.<id>.<random>.tmp`` file behind, never a wrong artifact. Ids are
+content hashes, so a payload already present is never written again.
+
+By default nothing is fsynced: a written artifact is as durable as the operating system's
+page cache (it survives the process, not necessarily a power cut). Pass ``fsync=True`` to
+flush each file and its folder to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import secrets
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sematic.core.errors import ArtifactMissingError, ConfigurationError
+
+if TYPE_CHECKING:
+    from sematic.core.ports import ArtifactStore
+
+_ID = re.compile(r"[0-9a-f]{64}")
+_LOCAL_PREFIX = "file://"
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows
+
+
+def default_artifact_url() -> str:
+    """``$SEMATIC_HOME/artifacts`` if SEMATIC_HOME is set, else ``~/.sematic/artifacts``."""
+    home = os.environ.get("SEMATIC_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".sematic"
+    return str(base / "artifacts")
+
+
+def _check_id(artifact_id: str) -> None:
+    if not _ID.fullmatch(artifact_id):
+        raise ConfigurationError(
+            f"{artifact_id!r} is not an artifact id (64 lowercase hexadecimal digits)"
+        )
+
+
+def _missing(artifact_id: str, url: str) -> ArtifactMissingError:
+    return ArtifactMissingError(
+        f"artifact {artifact_id} is not in the artifact store {url}. It was deleted, or "
+        "this process uses a different store than the one that wrote it: point Sematic at "
+        "that store, or run the pipeline again to recompute it."
+    )
+
+
+def _temporary_name(artifact_id: str) -> str:
+    return f".{artifact_id}.{secrets.token_hex(6)}.tmp"
+
+
+class FsspecArtifactStore:
+    """Payloads under ``url``: a local folder (path or ``file://``) or any fsspec URL.
+
+    Local folders are handled with ``os`` directly (fast); other URLs (``memory://``,
+    ``s3://``, ``gs://``, ...) go through fsspec, which must have their backend installed.
+    """
+
+    def __init__(self, url: str, *, fsync: bool = False) -> None:
+        self._url = url
+        self._fsync = fsync
+        self._root: str | None = None  # a local folder: plain os calls, str paths
+        self._fs: Any = None
+        self._fs_root = ""
+        if "://" not in url or url.startswith(_LOCAL_PREFIX):
+            self._root = os.path.expanduser(url.removeprefix(_LOCAL_PREFIX))
+        else:
+            # fsspec ships no type information: imported as a module object, it is Any.
+            fsspec_core = importlib.import_module("fsspec.core")
+            self._fs, self._fs_root = fsspec_core.url_to_fs(url)
+            self._fs_root = self._fs_root.rstrip("/")
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"FsspecArtifactStore({self._url!r})"
+
+    def put(self, artifact_id: str, payload: bytes) -> None:
+        _check_id(artifact_id)
+        if self._root is not None:
+            self._put_local(os.path.join(self._root, artifact_id[:2]), artifact_id, payload)
+        else:
+            self._put_fsspec(artifact_id, payload)
+
+    def get(self, artifact_id: str) -> bytes:
+        if not _ID.fullmatch(artifact_id):
+            raise _missing(artifact_id, self._url)
+        try:
+            if self._root is not None:
+                return _read_all(os.path.join(self._root, artifact_id[:2], artifact_id))
+            return bytes(self._fs.cat_file(self._fs_path(artifact_id)))
+        except FileNotFoundError:
+            raise _missing(artifact_id, self._url) from None
+
+    def exists(self, artifact_id: str) -> bool:
+        if not _ID.fullmatch(artifact_id):
+            return False
+        if self._root is not None:
+            return os.path.exists(os.path.join(self._root, artifact_id[:2], artifact_id))
+        return bool(self._fs.exists(self._fs_path(artifact_id)))
+
+    def _put_local(self, folder: str, artifact_id: str, payload: bytes) -> None:
+        final = os.path.join(folder, artifact_id)
+        if os.path.exists(final):
+            return
+        temporary = os.path.join(folder, _temporary_name(artifact_id))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
+        try:
+            descriptor = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            descriptor = os.open(temporary, flags, 0o644)
+        try:
+            try:
+                _write_all(descriptor, payload)
+                if self._fsync:
+                    os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(temporary, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        if self._fsync:
+            _fsync_folder(folder)
+
+    def _put_fsspec(self, artifact_id: str, payload: bytes) -> None:
+        final = self._fs_path(artifact_id)
+        if self._fs.exists(final):
+            return
+        folder = final.rpartition("/")[0]
+        self._fs.makedirs(folder, exist_ok=True)
+        temporary = f"{folder}/{_temporary_name(artifact_id)}"
+        try:
+            with self._fs.open(temporary, "wb") as file:
+                file.write(payload)
+            self._fs.mv(temporary, final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._fs.rm(temporary)
+            raise
+
+    def _fs_path(self, artifact_id: str) -> str:
+        return f"{self._fs_root}/{artifact_id[:2]}/{artifact_id}"
+
+
+def _write_all(descriptor: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        written = os.write(descriptor, view)
+        view = view[written:]
+
+
+def _read_all(path: str) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY | _BINARY)
+    try:
+        remaining = os.fstat(descriptor).st_size
+        parts = []
+        while remaining > 0:
+            part = os.read(descriptor, remaining)
+            if not part:
+                break
+            parts.append(part)
+            remaining -= len(part)
+    finally:
+        os.close(descriptor)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _fsync_folder(folder: str) -> None:
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class InMemoryArtifactStore:
+    """Payloads in a dict of this process: for silent runs and tests."""
+
+    def __init__(self) -> None:
+        self._payloads: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"InMemoryArtifactStore({len(self._payloads)} artifacts)"
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def put(self, artifact_id: str, payload: bytes) -> None:
+        with self._lock:
+            self._payloads.setdefault(artifact_id, bytes(payload))
+
+    def get(self, artifact_id: str) -> bytes:
+        try:
+            return self._payloads[artifact_id]
+        except KeyError:
+            raise _missing(artifact_id, "of this process (in memory)") from None
+
+    def exists(self, artifact_id: str) -> bool:
+        return artifact_id in self._payloads
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(
+        fsspec_store: FsspecArtifactStore, memory_store: InMemoryArtifactStore
+    ) -> tuple[ArtifactStore, ArtifactStore]:
+        return fsspec_store, memory_store

@@ -1,0 +1,117 @@
+"""The tables, as typed SQLAlchemy models. The schema itself is created by the migrations.
+
+Column names match the fields of the records in ``sematic.core.records`` so that rows and
+records convert field by field. In ``edges``, a missing run id or parameter is stored as
+``''`` (never NULL) so that the unique constraint over the four columns holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_root_id", "root_id"),
+        Index("ix_runs_parent_id", "parent_id"),
+        Index("ix_runs_cache_key", "cache_key"),
+        Index("ix_runs_state", "state"),
+        Index("ix_runs_name", "name"),
+        Index("ix_runs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    root_id: Mapped[str] = mapped_column(String)
+    parent_id: Mapped[str | None] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String)
+    function_path: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    inline: Mapped[bool] = mapped_column(Boolean)
+    source_code: Mapped[str | None] = mapped_column(Text)
+    docstring: Mapped[str | None] = mapped_column(Text)
+    cache_key: Mapped[str | None] = mapped_column(String)
+    cache_hit: Mapped[bool] = mapped_column(Boolean)
+    resource_requirements: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    base_image_tag: Mapped[str | None] = mapped_column(String)
+    container_image: Mapped[str | None] = mapped_column(String)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    inputs: Mapped[dict[str, str]] = mapped_column(JSON)
+    output: Mapped[str | None] = mapped_column(String)
+    nested_run_id: Mapped[str | None] = mapped_column(String)
+    exception_type: Mapped[str | None] = mapped_column(String)
+    exception_message: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float | None] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+
+
+class TransitionRow(Base):
+    __tablename__ = "run_transitions"
+    __table_args__ = (Index("ix_run_transitions_run_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String, ForeignKey("runs.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String)
+    at: Mapped[float] = mapped_column(Double)
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    type_description: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # JSON null is a valid summary: stored as the JSON text 'null', not SQL NULL.
+    summary: Mapped[Any] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class EdgeRow(Base):
+    __tablename__ = "edges"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_run_id",
+            "destination_run_id",
+            "parameter",
+            "artifact_id",
+            name="uq_edges_source_destination_parameter_artifact",
+        ),
+        Index("ix_edges_destination_run_id", "destination_run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_run_id: Mapped[str] = mapped_column(String)
+    destination_run_id: Mapped[str] = mapped_column(String)
+    parameter: Mapped[str] = mapped_column(String)
+    artifact_id: Mapped[str] = mapped_column(String, ForeignKey("artifacts.id"))
+
+
+# The same tables for Core statements (bulk writes and reads never build ORM objects).
+runs = Base.metadata.tables["runs"]
+run_transitions = Base.metadata.tables["run_transitions"]
+artifacts = Base.metadata.tables["artifacts"]
+edges = Base.metadata.tables["edges"]

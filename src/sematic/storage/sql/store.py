@@ -1,0 +1,206 @@
+"""``MetadataStore`` on SQLite or PostgreSQL: bulk Core statements, one transaction a write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Executable, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from sematic.core.engine import State
+from sematic.core.errors import (
+    ConfigurationError,
+    InfrastructureError,
+    RunNotFoundError,
+    StoreError,
+)
+from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.storage.sql import bulk, connect, convert, migrate
+from sematic.storage.sql.bulk import BulkInsert
+from sematic.storage.sql.models import artifacts, edges, run_transitions, runs
+
+
+class SqlMetadataStore:
+    """Runs, transitions, artifact descriptions and edges in a SQL database.
+
+    ``url`` is ``sqlite:///path/to/db.sqlite`` (directory created if missing) or
+    ``postgresql+psycopg://user:password@host:port/dbname``. Opening migrates the schema to
+    the newest revision. Safe to share between threads and between processes.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = connect.parse(url)
+        self._engine = connect.create(self.url)
+        try:
+            migrate.upgrade(self._engine)
+        except BaseException as exc:
+            self._engine.dispose()
+            if isinstance(exc, DBAPIError):
+                raise ConfigurationError(
+                    f"Cannot open the database {self}: {_reason(exc)}. Check that the server "
+                    "is running and reachable, the credentials and database name are right, "
+                    "or that the SQLite path is writable."
+                ) from exc
+            raise
+        dialect = self._engine.dialect
+        dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        upsert = dialect_insert(runs)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[runs.c.id],
+            set_={c.name: upsert.excluded[c.name] for c in runs.c if c.name != "id"},
+        )
+        self._upsert_runs = BulkInsert(upsert, convert.RUN_FIELDS, dialect)
+        self._insert_artifacts = BulkInsert(
+            dialect_insert(artifacts).on_conflict_do_nothing(index_elements=[artifacts.c.id]),
+            convert.ARTIFACT_FIELDS,
+            dialect,
+        )
+        self._insert_edges = BulkInsert(
+            dialect_insert(edges).on_conflict_do_nothing(index_elements=convert.EDGE_FIELDS),
+            convert.EDGE_FIELDS,
+            dialect,
+        )
+        self._insert_transitions = BulkInsert(
+            insert(run_transitions), convert.TRANSITION_FIELDS, dialect
+        )
+        self._driver_errors = dialect.loaded_dbapi.Error
+        self._driver_unavailable = (
+            dialect.loaded_dbapi.OperationalError,
+            dialect.loaded_dbapi.InterfaceError,
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlMetadataStore({connect.mask(self.url)!r})"
+
+    def __str__(self) -> str:
+        return repr(connect.mask(self.url))
+
+    def __enter__(self) -> SqlMetadataStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def write(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        transitions: Sequence[TransitionRecord] = (),
+        artifacts: Sequence[ArtifactRecord] = (),
+        edges: Sequence[EdgeRecord] = (),
+    ) -> None:
+        """Writes everything in one transaction; durable when it returns.
+
+        Raises ``InfrastructureError`` when the database cannot be reached (or stays locked
+        past the busy timeout) and ``StoreError`` when it refuses the rows (a constraint);
+        either way nothing of the batch is written.
+        """
+        if not (runs or transitions or artifacts or edges):
+            return
+        # Referenced rows first: transitions need their run, edges their artifact.
+        batches = [
+            (self._insert_artifacts, [convert.artifact_params(a) for a in artifacts]),
+            (self._upsert_runs, [convert.run_params(r) for r in runs]),
+            (self._insert_transitions, [convert.transition_params(t) for t in transitions]),
+            (self._insert_edges, [convert.edge_params(e) for e in edges]),
+        ]
+        try:
+            bulk.execute(self._engine, batches)
+        except self._driver_unavailable as exc:
+            raise InfrastructureError(
+                f"Cannot write to the metadata store {self}: {_reason(exc)}"
+            ) from exc
+        except self._driver_errors as exc:
+            raise StoreError(f"Cannot write to the metadata store {self}: {_reason(exc)}") from exc
+        except SQLAlchemyError as exc:  # no connection could be checked out
+            raise InfrastructureError(
+                f"Cannot write to the metadata store {self}: {_reason(exc)}"
+            ) from exc
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._rows(select(runs).where(runs.c.id == run_id))
+        if not rows:
+            raise RunNotFoundError(f"No run with id {run_id!r} in the metadata store {self}.")
+        return convert.run_record(rows[0])
+
+    def runs_of_root(self, root_id: str) -> list[RunRecord]:
+        """The runs of the pipeline whose root run is ``root_id``, oldest first."""
+        query = select(runs).where(runs.c.root_id == root_id).order_by(runs.c.created_at, runs.c.id)
+        return [convert.run_record(row) for row in self._rows(query)]
+
+    def list_runs(self, *, root_only: bool = False, limit: int = 100) -> list[RunRecord]:
+        """The most recently created runs (only root runs if ``root_only``), newest first."""
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id).limit(limit)
+        if root_only:
+            query = query.where(runs.c.id == runs.c.root_id)
+        return [convert.run_record(row) for row in self._rows(query)]
+
+    def transitions_of(self, run_id: str) -> list[TransitionRecord]:
+        """The states ``run_id`` went through, in the order they were written."""
+        query = (
+            select(run_transitions)
+            .where(run_transitions.c.run_id == run_id)
+            .order_by(run_transitions.c.id)
+        )
+        return [convert.transition_record(row) for row in self._rows(query)]
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        rows = self._rows(select(artifacts).where(artifacts.c.id == artifact_id))
+        if not rows:
+            raise StoreError(f"No artifact with id {artifact_id!r} in the metadata store {self}.")
+        return convert.artifact_record(rows[0])
+
+    def edges_of_root(self, root_id: str) -> list[EdgeRecord]:
+        """Edges from or into any run of the pipeline ``root_id``, in the order written."""
+        ids = select(runs.c.id).where(runs.c.root_id == root_id)
+        query = (
+            select(edges)
+            .where(or_(edges.c.source_run_id.in_(ids), edges.c.destination_run_id.in_(ids)))
+            .order_by(edges.c.id)
+        )
+        return [convert.edge_record(row) for row in self._rows(query)]
+
+    def find_cached_output(self, cache_key: str) -> str | None:
+        """The output artifact of the latest RESOLVED run with this cache key, if any."""
+        query = (
+            select(runs.c.output)
+            .where(
+                runs.c.cache_key == cache_key,
+                runs.c.state == State.RESOLVED.value,
+                runs.c.output.is_not(None),
+            )
+            .order_by(
+                func.coalesce(runs.c.ended_at, runs.c.updated_at).desc(),
+                runs.c.created_at.desc(),
+            )
+            .limit(1)
+        )
+        rows = self._rows(query)
+        return None if not rows else str(rows[0]["output"])
+
+    def _rows(self, query: Executable) -> list[Any]:
+        with self._errors("read from"), self._engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            raise InfrastructureError(
+                f"Cannot {doing} the metadata store {self}: {_reason(exc)}"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Cannot {doing} the metadata store {self}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message on one line, without SQLAlchemy's statement dump and links."""
+    orig = getattr(exc, "orig", None)
+    return " ".join(str(orig if orig is not None else exc).split())
