@@ -119,3 +119,41 @@ def resumable(witness: str, seconds: float) -> int:
 def remote_nested(x: int, witness: str) -> int:
     """Returns a future from a worker process: the graph grows from there."""
     return square(x + 1, witness)
+
+
+@sematic.func
+def step_a(witness: str) -> int:
+    _mark(witness, "step_a")
+    return 1
+
+
+@sematic.func
+def step_b(x: int, witness: str) -> int:
+    _mark(witness, "step_b")
+    return x + 10
+
+
+@sematic.func
+def step_c(x: int, witness: str) -> int:
+    _mark(witness, "step_c")
+    return x + 100
+
+
+@sematic.func
+def three_steps(witness: str) -> int:
+    return step_c(step_b(step_a(witness), witness), witness)
+
+
+@sematic.func(inline=False)
+def remote_wait(witness: str, seconds: float) -> int:
+    """Leaves its pid in ``witness``, then waits for a "release" file (at most ``seconds``)."""
+    _mark(witness, "remote_wait")
+    deadline = time.monotonic() + seconds
+    while not (Path(witness) / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return os.getpid()
+
+
+@sematic.func
+def waits_remotely(witness: str, seconds: float) -> int:
+    return square(remote_wait(witness, seconds), witness)

@@ -10,11 +10,11 @@ from sematic.core.errors import ConfigurationError, PipelineCanceledError
 from sematic.core.future import Future
 from sematic.core.loading import load_function
 from sematic.core.ports import RunObserver
-from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
 from sematic.resolvers.local_executor import LocalExecutor
 from sematic.resolvers.progress import ProgressDisplay, wants_progress
 from sematic.resolvers.recording import RunRecorder
+from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.sql import SqlMetadataStore
@@ -29,6 +29,8 @@ class LocalResolver:
       (default: the number of cores).
     - ``cache_namespace``: scopes ``cache=True`` reuse (a str, or a callable given the
       root future).
+    - ``rerun_from``: a run id of an earlier resolution; that run and everything it
+      influenced execute again, every other recorded output is reused.
     - ``progress``: a live display on the terminal (default: when stderr is a terminal).
     - ``settings``: where runs are kept (default: from the environment; see LocalSettings).
     """
@@ -38,6 +40,7 @@ class LocalResolver:
         *,
         max_parallelism: int | None = None,
         cache_namespace: CacheNamespace = None,
+        rerun_from: str | None = None,
         progress: bool | None = None,
         settings: LocalSettings | None = None,
     ) -> None:
@@ -56,6 +59,11 @@ class LocalResolver:
                 "LocalResolver(cache_namespace=...) takes a str or a callable returning one, "
                 f"got {cache_namespace!r}"
             )
+        if rerun_from is not None and not isinstance(rerun_from, str):
+            raise ConfigurationError(
+                f"LocalResolver(rerun_from=...) takes a run id (str), got {rerun_from!r}"
+            )
+        self.rerun_from = rerun_from
         self.max_parallelism = max_parallelism or os.cpu_count() or 1
         self.cache_namespace = cache_namespace
         self.progress = progress
@@ -63,7 +71,20 @@ class LocalResolver:
 
     def resolve(self, future: Future) -> Any:
         """Resolve ``future``, recording everything; return its value."""
-        return self._resolve(future, previous={})
+        if self.rerun_from is None:
+            return self._resolve(future, Reuse())
+        settings = self.settings or LocalSettings.from_environment()
+        metadata = SqlMetadataStore(settings.database_url)
+        try:
+            start = metadata.get_run(self.rerun_from)
+            reuse = Reuse.rerun_from(
+                start.id,
+                metadata.runs_of_root(start.root_id),
+                metadata.edges_of_root(start.root_id),
+            )
+        finally:
+            metadata.close()
+        return self._resolve(future, reuse)
 
     def resume(self, root_id: str) -> Any:
         """Finish the pipeline whose root run is ``root_id`` (e.g. after its process died).
@@ -74,7 +95,7 @@ class LocalResolver:
         metadata = SqlMetadataStore(settings.database_url)
         try:
             root = metadata.get_run(root_id)
-            previous = {run.id: run for run in metadata.runs_of_root(root_id)}
+            reuse = Reuse.resume(metadata.runs_of_root(root_id))
             artifacts = FsspecArtifactStore(settings.artifact_url)
             recorder = RunRecorder(metadata, artifacts)
             function = load_function(root.function_path)
@@ -92,9 +113,9 @@ class LocalResolver:
             metadata.close()
         future = function(**kwargs)
         future.id = root_id  # children derive their ids from it: the same runs again
-        return self._resolve(future, previous=previous)
+        return self._resolve(future, reuse)
 
-    def _resolve(self, future: Future, previous: dict[str, RunRecord]) -> Any:
+    def _resolve(self, future: Future, reuse: Reuse) -> Any:
         if not isinstance(future, Future):
             raise ConfigurationError(
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
@@ -108,7 +129,7 @@ class LocalResolver:
             settings,
             max_parallelism=self.max_parallelism,
             cache_namespace=namespace(future) if callable(namespace) else namespace,
-            previous=previous,
+            reuse=reuse,
         )
         observers: list[RunObserver] = [recorder]
         display = None

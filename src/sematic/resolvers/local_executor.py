@@ -15,9 +15,9 @@ from sematic.core.errors import WorkerLostError
 from sematic.core.execution import execute
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
-from sematic.core.records import RunRecord
 from sematic.executors.processes import Exited, ProcessPool
 from sematic.resolvers.recording import RunRecorder
+from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
 
 
@@ -25,7 +25,7 @@ class LocalExecutor:
     """The executor of LocalResolver.
 
     Before running anything it records the run's inputs, then: reuses a recorded output
-    (resume, or a cache hit), runs an inline function here, or starts a worker process
+    (resume, rerun-from, or a cache hit), runs an inline function here, or starts a worker process
     (``python -m sematic.worker``, the same entry point as a Kubernetes pod), at most
     ``max_parallelism`` at a time.
     """
@@ -37,13 +37,13 @@ class LocalExecutor:
         *,
         max_parallelism: int,
         cache_namespace: str | None,
-        previous: dict[str, RunRecord],
+        reuse: Reuse,
     ) -> None:
         self._recorder = recorder
         self._settings = settings
         self._max_parallelism = max_parallelism
         self._cache_namespace = cache_namespace
-        self._previous = previous
+        self._reuse = reuse
         self._ready: deque[Event] = deque()
         self._inline: deque[Execute] = deque()
         self._waiting: deque[tuple[Execute, WorkerJob]] = deque()
@@ -55,9 +55,9 @@ class LocalExecutor:
     def submit(self, command: Execute) -> None:
         run = command.run
         refs = self._recorder.record_inputs(run, command.kwargs)
-        earlier = self._previous.get(run.id)
-        if earlier is not None and earlier.state == "RESOLVED" and earlier.output:
-            value = self._recorder.reuse_output(run, earlier.output, cache_hit=False)
+        earlier = self._reuse.output_for(run, refs)
+        if earlier is not None:
+            value = self._recorder.reuse_output(run, earlier, cache_hit=False)
             self._ready.append(Succeeded(run.id, value))
             return
         props = run.future.props

@@ -16,7 +16,7 @@ from sematic.core.jobs import InputRef
 from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.resources import ResourceRequirements
-from sematic.storage.serialization import Serialized, deserialize, serialize
+from sematic.storage.serialization import Serialized, deserialize, serialize, verify
 
 
 def requirements_json(requirements: ResourceRequirements | None) -> dict[str, Any] | None:
@@ -149,7 +149,9 @@ class RunRecorder:
         return self.load(record.id, record.type_description, hint)
 
     def load(self, artifact_id: str, type_description: dict[str, Any], hint: Any) -> Any:
-        return deserialize(self.artifacts.get(artifact_id), type_description, hint)
+        payload = self.artifacts.get(artifact_id)
+        verify(artifact_id, type_description, payload)
+        return deserialize(payload, type_description, hint)
 
     # Internals --------------------------------------------------------------------------
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from sematic.storage.sql import SqlMetadataStore
-from tests.postgres import postgres_server, postgres_url
 
-__all__ = ["db_url", "postgres_server", "postgres_url", "store"]
+__all__ = ["db_url", "store"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

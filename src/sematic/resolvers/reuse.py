@@ -1,0 +1,82 @@
+"""Which recorded outputs a resolution may reuse instead of executing: resume and rerun."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sematic.core.engine import Run
+from sematic.core.jobs import InputRef
+from sematic.core.records import EdgeRecord, RunRecord
+
+
+def _key(function_path: str, inputs: Iterable[tuple[str, str]]) -> str:
+    return function_path + "|" + ",".join(f"{n}={a}" for n, a in sorted(inputs))
+
+
+class Reuse:
+    """Finds a recorded output for a run about to execute, or None."""
+
+    def __init__(
+        self, by_id: dict[str, RunRecord] | None = None, by_key: dict[str, str] | None = None
+    ) -> None:
+        self._by_id = by_id or {}
+        self._by_key = by_key or {}
+
+    @classmethod
+    def resume(cls, runs: Iterable[RunRecord]) -> Reuse:
+        """Resuming a root: runs are re-created with the same ids; resolved ones are kept."""
+        return cls(by_id={run.id: run for run in runs if run.state == "RESOLVED" and run.output})
+
+    @classmethod
+    def rerun_from(
+        cls, start: str, runs: Iterable[RunRecord], edges: Iterable[EdgeRecord]
+    ) -> Reuse:
+        """Re-executing from ``start``: every output it cannot have influenced is reused.
+
+        Not reused: ``start``, the runs nested in it, everything downstream of it through
+        edges, and the ancestors of all of those (their outputs contain theirs).
+        """
+        records = {run.id: run for run in runs}
+        children: dict[str, list[str]] = {}
+        for run in records.values():
+            if run.parent_id:
+                children.setdefault(run.parent_id, []).append(run.id)
+        consumers: dict[str, list[str]] = {}
+        for edge in edges:
+            if edge.source_run_id and edge.destination_run_id:
+                consumers.setdefault(edge.source_run_id, []).append(edge.destination_run_id)
+        # A run re-executes whole (with what it nests) when it or its inputs may change;
+        # an ancestor only because its output may change: its other children are kept.
+        invalid: set[str] = set()
+        whole: set[str] = set()
+        todo = [(start, True)]
+        while todo:
+            run_id, with_children = todo.pop()
+            if run_id not in records or run_id in whole or (
+                run_id in invalid and not with_children
+            ):
+                continue
+            invalid.add(run_id)
+            if with_children:
+                whole.add(run_id)
+                todo.extend((child, True) for child in children.get(run_id, ()))
+            todo.extend((consumer, True) for consumer in consumers.get(run_id, ()))
+            parent = records[run_id].parent_id
+            if parent:
+                todo.append((parent, False))
+        by_key = {
+            _key(run.function_path, run.inputs.items()): run.output
+            for run in records.values()
+            if run.id not in invalid and run.state == "RESOLVED" and run.output
+        }
+        return cls(by_key=by_key)
+
+    def output_for(self, run: Run, refs: dict[str, InputRef]) -> str | None:
+        """The artifact id of a recorded output ``run`` may take, if any."""
+        earlier = self._by_id.get(run.id)
+        if earlier is not None:
+            return earlier.output
+        if self._by_key:
+            inputs = ((name, ref.artifact_id) for name, ref in refs.items())
+            return self._by_key.get(_key(run.future.function.dotted_path, inputs))
+        return None
