@@ -52,8 +52,10 @@ class Reuse:
         todo = [(start, True)]
         while todo:
             run_id, with_children = todo.pop()
-            if run_id not in records or run_id in whole or (
-                run_id in invalid and not with_children
+            if (
+                run_id not in records
+                or run_id in whole
+                or (run_id in invalid and not with_children)
             ):
                 continue
             invalid.add(run_id)

@@ -73,9 +73,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_cancels_every_unfinished_run_and_stops_workers(
-    home: Path, tmp_path: Path
-) -> None:
+def test_ctrl_c_cancels_every_unfinished_run_and_stops_workers(home: Path, tmp_path: Path) -> None:
     witness = tmp_path / "w"
     with subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(witness)],
