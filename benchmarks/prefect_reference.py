@@ -38,8 +38,8 @@ import contextlib
 import gc
 import json
 import os
-import signal
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +52,9 @@ from typing import Any
 SHAPES = ("chain", "fan-out")
 CHILD_MARK = "PREFECT_REFERENCE_HOME"  # set in the child's environment: the throwaway home
 WARM_UP_SIZE = 10
-POLL_SECONDS = 0.01  # interval between read_task_runs polls while waiting for recording
+# Interval between read_task_runs polls while waiting for recording: 2% of the time waited so
+# far, within these bounds, so that polling neither loads the server nor blurs the figure.
+POLL_FRACTION, POLL_MIN_S, POLL_MAX_S = 0.02, 0.01, 0.25
 PAGE = 200  # the API's default (and maximum) page size
 
 # Makes the client start (and use) the local ephemeral server, and keeps everything offline.
@@ -108,9 +110,13 @@ class Recorder:
     def __init__(self, client: Any) -> None:
         from prefect.client.schemas import filters
         from prefect.client.schemas.objects import TERMINAL_STATES
+        from prefect.client.schemas.sorting import TaskRunSort
 
         self.client = client
         self.filters = filters
+        # The server's default sort, given explicitly: with FastAPI 0.154 the server rejects
+        # the ``"sort": null`` that the client sends when no sort is given (HTTP 422).
+        self.sort = TaskRunSort.ID_DESC
         self.terminal = filters.TaskRunFilter(
             state=filters.TaskRunFilterState(
                 type=filters.TaskRunFilterStateType(any_=sorted(TERMINAL_STATES))
@@ -125,25 +131,37 @@ class Recorder:
         page = self.client.read_task_runs(
             flow_run_filter=self.flow_run_filter(flow_run_id),
             task_run_filter=self.terminal,
+            sort=self.sort,
             offset=n - 1,
             limit=1,
         )
         return len(page) > 0
 
-    def wait(self, flow_run_id: str, n: int, timeout: float) -> None:
-        """Poll until ``n`` task runs of the flow run are terminal; TimeoutError after that."""
-        deadline = time.perf_counter() + timeout
+    def wait(self, flow_run_id: str, n: int, start: float, timeout: float) -> None:
+        """Poll until ``n`` task runs of the flow run are terminal; TimeoutError after that.
+
+        ``start`` is the ``perf_counter`` time the flow was called at; ``timeout`` counts from
+        now.
+        """
+        now = time.perf_counter()
+        deadline = now + timeout
         while not self.has_terminal(flow_run_id, n):
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{n} task runs of flow run {flow_run_id} not recorded")
-            time.sleep(POLL_SECONDS)
+            if now > deadline:
+                raise TimeoutError(
+                    f"{n} task runs of flow run {flow_run_id} not recorded in {timeout:.0f} s"
+                )
+            time.sleep(min(max((now - start) * POLL_FRACTION, POLL_MIN_S), POLL_MAX_S))
+            now = time.perf_counter()
 
     def check(self, flow_run_id: str, n: int) -> None:
         """Raise unless the flow run has exactly ``n`` task runs, all Completed."""
         runs: list[Any] = []
         while True:
             page = self.client.read_task_runs(
-                flow_run_filter=self.flow_run_filter(flow_run_id), limit=PAGE, offset=len(runs)
+                flow_run_filter=self.flow_run_filter(flow_run_id),
+                sort=self.sort,
+                limit=PAGE,
+                offset=len(runs),
             )
             runs += page
             if len(page) < PAGE:
@@ -159,7 +177,7 @@ def run_once(flow: Flow, shape: str, n: int, recorder: Recorder) -> tuple[float,
     start = time.perf_counter()
     value, flow_run_id = flow(n)
     returned = time.perf_counter() - start
-    recorder.wait(flow_run_id, n, timeout=120 + n * 0.5)
+    recorder.wait(flow_run_id, n, start, timeout=120 + n * 0.5)
     recorded = time.perf_counter() - start
     if value != expected_value(shape, n):
         raise RuntimeError(f"{shape}({n}) returned {value!r}")
@@ -212,6 +230,22 @@ def measure(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
                     "total_ms": returned * 1000,
                     "recorded_total_ms": recorded * 1000,
                 }
+    low, high = min(sizes), max(sizes)
+    if high > low:
+        # The per-flow-run costs (creating the flow run, draining at its end) cancel out.
+        report["marginal_ms_per_step"] = {
+            shape: {
+                "between": [low, high],
+                **{
+                    key: (report[shape][high][total] - report[shape][low][total]) / (high - low)
+                    for key, total in (
+                        ("ms_per_step", "total_ms"),
+                        ("recorded_ms_per_step", "recorded_total_ms"),
+                    )
+                },
+            }
+            for shape in SHAPES
+        }
     return report
 
 
@@ -250,6 +284,13 @@ def print_report(report: dict[str, Any]) -> None:
                 ]
             )
     print_table(["shape", "N", "flow ms", "ms/step", "recorded ms", "recorded ms/step"], rows)
+    for shape, marginal in report.get("marginal_ms_per_step", {}).items():
+        low, high = marginal["between"]
+        print(
+            f"{shape}: marginal ms/step between N = {low:,} and {high:,}: "
+            f"{marginal['ms_per_step']:.3f}, until recorded "
+            f"{marginal['recorded_ms_per_step']:.3f}"
+        )
     print(
         f"server start-up (excluded): {report['startup_s']:.2f} s; warm-up flow runs "
         f"(N = {WARM_UP_SIZE}, excluded): {report['warm_up_s']:.2f} s; "
@@ -257,16 +298,30 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
+def parse_sizes(text: str) -> list[int]:
+    """``"100,1000"`` -> ``[100, 1000]``; ArgumentTypeError unless all are positive integers."""
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
 def child(args: argparse.Namespace) -> int:
     """Measure in this process (the re-run child, with the throwaway PREFECT_HOME)."""
-    sizes = [int(size) for size in args.sizes.split(",")]
-    if not sizes or min(sizes) < 1 or args.repeats < 1:
-        print("error: sizes and repeats must be positive", file=sys.stderr)
-        return 2
     try:
         # Prefect's own output must not mix with the JSON on stdout.
         with contextlib.redirect_stdout(sys.stderr):
-            report = measure(sizes, args.repeats)
+            report = measure(args.sizes, args.repeats)
     except Exception as error:  # noqa: BLE001 - report any failure and exit non-zero
         traceback.print_exc()
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
@@ -319,8 +374,12 @@ def parent(argv: Sequence[str], timeout: float) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--sizes", default="100,1000", help="comma-separated N")
-    parser.add_argument("--repeats", type=int, default=1, help="flow runs per figure (median)")
+    parser.add_argument(
+        "--sizes", type=parse_sizes, default=[100, 1000], help="comma-separated N (100,1000)"
+    )
+    parser.add_argument(
+        "--repeats", type=positive_int, default=1, help="flow runs per figure, median (1)"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the whole run")
     args = parser.parse_args()
     if CHILD_MARK in os.environ:

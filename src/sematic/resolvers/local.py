@@ -146,7 +146,7 @@ class LocalResolver:
             outcome = "canceled"
             raise
         finally:
-            recorder.flush()
+            recorder.close()
             metadata.close()
             if display is not None:
                 display.stop(outcome)

@@ -63,6 +63,7 @@ class LocalExecutor:
         props = run.future.props
         if props.cache:
             key = self._recorder.cache_key(run, refs, self._cache_namespace)
+            self._recorder.sync()  # an earlier run of this resolution may hold the output
             hit = self._recorder.metadata.find_cached_output(key)
             if hit is not None:
                 value = self._recorder.reuse_output(run, hit, cache_hit=True)
@@ -129,6 +130,8 @@ class LocalExecutor:
         )
 
     def _start_waiting(self) -> None:
+        if self._waiting:
+            self._recorder.sync()  # workers read their inputs from the artifact store
         if self._main and "__main__" in sys.modules:
             # Workers load the user's script as __mp_main__; let what they send back resolve.
             sys.modules.setdefault("__mp_main__", sys.modules["__main__"])

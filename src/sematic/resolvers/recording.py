@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import threading
 import time
 import traceback
 from typing import Any
@@ -38,19 +39,30 @@ class _Output:
 class RunRecorder:
     """Observes the engine and keeps the metadata and artifact stores up to date.
 
-    Payloads are written to the artifact store as soon as they exist; metadata is written
-    in one transaction at each ``flush`` (after each engine step), so a run never points
-    at a payload that is not there.
+    Changes are buffered and written by a background flusher every ``interval`` seconds:
+    payloads first, then the metadata in one transaction, so a run never points at a
+    payload that is not there and the engine never waits on the disk. ``sync`` writes
+    everything now (before a worker starts, before a cache lookup, and at the end).
     """
 
-    def __init__(self, metadata: MetadataStore, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self, metadata: MetadataStore, artifacts: ArtifactStore, *, interval: float = 0.05
+    ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
         self._records: dict[str, RunRecord] = {}
         self._dirty: dict[str, RunRecord] = {}
         self._transitions: list[TransitionRecord] = []
         self._new_artifacts: dict[str, ArtifactRecord] = {}
+        self._payloads: dict[str, bytes] = {}
         self._edges: list[EdgeRecord] = []
+        self._lock = threading.Lock()  # guards the buffers above
+        self._write_lock = threading.Lock()  # one batch at a time, in order
+        self._wake = threading.Event()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._interval = interval
+        self._flusher: threading.Thread | None = None
         self._outputs: dict[str, _Output] = {}
         self._stored: set[str] = set()
         self._sources: dict[int, tuple[str | None, str]] = {}
@@ -60,6 +72,10 @@ class RunRecorder:
     def state_changed(
         self, *, run: Run, old: State, new: State, root_id: str, value: Any = None, **_: Any
     ) -> None:
+        with self._lock:
+            self._state_changed(run, new, root_id, value)
+
+    def _state_changed(self, run: Run, new: State, root_id: str, value: Any) -> None:
         now = time.time()
         record = self._records.get(run.id) or self._new_record(run, root_id, now)
         changes: dict[str, Any] = {"state": new.value, "updated_at": now}
@@ -81,23 +97,67 @@ class RunRecorder:
         self._transitions.append(TransitionRecord(run.id, new.value, now))
 
     def flush(self) -> None:
-        if not (self._dirty or self._transitions or self._new_artifacts or self._edges):
-            return
-        self.metadata.write(
-            runs=list(self._dirty.values()),
-            transitions=self._transitions,
-            artifacts=list(self._new_artifacts.values()),
-            edges=self._edges,
-        )
-        self._dirty = {}
-        self._transitions = []
-        self._new_artifacts = {}
-        self._edges = []
+        """The changes of one engine step are complete: the flusher may write them."""
+        if self._error is not None:
+            self._raise_flusher_error()
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="sematic-recorder", daemon=True
+            )
+            self._flusher.start()
+
+    def sync(self) -> None:
+        """Write everything buffered now; when this returns it is durable."""
+        self._write_buffered()
+        if self._error is not None:
+            self._raise_flusher_error()
+
+    def close(self) -> None:
+        """Stop the flusher and write what remains."""
+        self._stopping = True
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+        self.sync()
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._interval)
+            try:
+                self._write_buffered()
+            except Exception as error:  # noqa: BLE001 - raised on the resolver's thread
+                self._error = error
+                return
+
+    def _write_buffered(self) -> None:
+        with self._write_lock:
+            with self._lock:
+                payloads, self._payloads = self._payloads, {}
+                runs, self._dirty = list(self._dirty.values()), {}
+                transitions, self._transitions = self._transitions, []
+                artifacts, self._new_artifacts = list(self._new_artifacts.values()), {}
+                edges, self._edges = self._edges, []
+            for artifact_id, payload in payloads.items():
+                self.artifacts.put(artifact_id, payload)
+            if runs or transitions or artifacts or edges:
+                self.metadata.write(
+                    runs=runs, transitions=transitions, artifacts=artifacts, edges=edges
+                )
+
+    def _raise_flusher_error(self) -> None:
+        error, self._error = self._error, None
+        assert error is not None
+        raise error
 
     # Used by the executor ---------------------------------------------------------------
 
     def record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:
         """Store the run's input values as artifacts (once each); return their references."""
+        with self._lock:
+            return self._record_inputs(run, kwargs)
+
+    def _record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:
         function = run.future.function
         input_types = function.input_types
         refs: dict[str, InputRef] = {}
@@ -121,7 +181,8 @@ class RunRecorder:
         parts = [run.future.function.dotted_path, source, namespace or ""]
         parts += [f"{name}={ref.artifact_id}" for name, ref in sorted(refs.items())]
         key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        self._update(self._records[run.id], {"cache_key": key})
+        with self._lock:
+            self._update(self._records[run.id], {"cache_key": key})
         return key
 
     def reuse_output(self, run: Run, artifact_id: str, *, cache_hit: bool) -> Any:
@@ -129,8 +190,9 @@ class RunRecorder:
         artifact = self.metadata.get_artifact(artifact_id)
         value = self.load(artifact_id, artifact.type_description, run.future.function.output_type)
         hint = run.future.function.output_type
-        self._outputs[run.id] = _Output(artifact_id, hint, artifact.type_description)
-        self._update(self._records[run.id], {"cache_hit": cache_hit})
+        with self._lock:
+            self._outputs[run.id] = _Output(artifact_id, hint, artifact.type_description)
+            self._update(self._records[run.id], {"cache_hit": cache_hit})
         return value
 
     def worker_output(self, run: Run, artifact: dict[str, Any]) -> Any:
@@ -142,14 +204,19 @@ class RunRecorder:
             size=artifact["size"],
             created_at=time.time(),
         )
-        self._new_artifacts[record.id] = record
-        self._stored.add(record.id)
         hint = run.future.function.output_type
-        self._outputs[run.id] = _Output(record.id, hint, record.type_description)
+        with self._lock:
+            self._new_artifacts[record.id] = record
+            self._stored.add(record.id)
+            self._outputs[run.id] = _Output(record.id, hint, record.type_description)
         return self.load(record.id, record.type_description, hint)
 
     def load(self, artifact_id: str, type_description: dict[str, Any], hint: Any) -> Any:
-        payload = self.artifacts.get(artifact_id)
+        with self._lock:
+            payload = self._payloads.get(artifact_id)
+        if payload is None:
+            with self._write_lock:  # it may be on its way to the store right now
+                payload = self.artifacts.get(artifact_id)
         verify(artifact_id, type_description, payload)
         return deserialize(payload, type_description, hint)
 
@@ -168,7 +235,7 @@ class RunRecorder:
         serialized = serialize(value, hint)
         artifact_id = serialized.artifact_id
         if artifact_id not in self._stored:
-            self.artifacts.put(artifact_id, serialized.payload)
+            self._payloads[artifact_id] = serialized.payload
             self._new_artifacts[artifact_id] = serialized.to_record(time.time())
             self._stored.add(artifact_id)
         return serialized

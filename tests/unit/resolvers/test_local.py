@@ -135,6 +135,16 @@ def test_a_worker_can_return_a_future(home: Path, tmp_path: Path) -> None:
     assert remote_nested(4, str(tmp_path / "w")).resolve(LocalResolver()) == 25
 
 
+def _resolved_squares(root_id: str) -> bool:
+    """Whether both quick steps are recorded as resolved (the recorder writes in batches)."""
+    metadata = store()
+    try:
+        runs = metadata.runs_of_root(root_id)
+    finally:
+        metadata.close()
+    return [run.state for run in runs if run.name == "square"] == ["RESOLVED"] * 2
+
+
 SCRIPT = textwrap.dedent(
     """
     import sys
@@ -160,7 +170,7 @@ def test_resume_after_kill_9_does_not_redo_finished_steps(home: Path, tmp_path: 
         assert process.stdout is not None
         root_id = process.stdout.readline().strip()
         deadline = time.monotonic() + 60
-        while executions(witness, "slow16") == 0:
+        while not _resolved_squares(root_id) or executions(witness, "slow16") == 0:
             assert time.monotonic() < deadline, "the pipeline never reached its slow step"
             time.sleep(0.05)
     finally:
