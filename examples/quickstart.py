@@ -1,11 +1,10 @@
-"""The main example: a small pipeline, resolved in this process."""
+"""The main example: a small pipeline, run by LocalResolver (the default) and tracked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import sematic
-from sematic import SilentResolver
 
 
 @dataclass(frozen=True)
@@ -37,5 +36,18 @@ def pipeline(n: int) -> str:
     return report(stats.mean, stats.spread)
 
 
+@sematic.func(inline=False)
+def heavy_square(x: int) -> int:
+    """Runs in a worker process of its own, as it would run in a Kubernetes job."""
+    return x * x
+
+
+@sematic.func
+def main(n: int) -> list[str]:
+    return [pipeline(n), report(heavy_square(n), 0.0)]  # type: ignore[list-item]
+
+
 if __name__ == "__main__":
-    print(pipeline(100).resolve(SilentResolver()))
+    future = main(100)
+    print(future.resolve())  # LocalResolver: runs and artifacts in ~/.sematic (SEMATIC_HOME)
+    print(f"root run {future.id}")
