@@ -1,9 +1,11 @@
 """Reference figures of Prefect 3's per-task overhead with its default local tracking.
 
-Run it with a Python that has Prefect 3 installed (never this project's venv):
+Run it with a Python that has Prefect 3 installed (never this project's venv). Prefect 3.8.8
+imports nothing of its server with FastAPI >= 0.155 (``Body(min_items=...)`` raises
+TypeError), so FastAPI is pinned below that:
 
     python3 -m venv /tmp/prefect-venv
-    /tmp/prefect-venv/bin/pip install 'prefect>=3,<4'
+    /tmp/prefect-venv/bin/pip install 'prefect>=3,<4' 'fastapi<0.155'
     /tmp/prefect-venv/bin/python benchmarks/prefect_reference.py [--json] [--sizes 100,1000]
 
 What it measures, for each N (100 and 1000 unless ``--sizes`` says otherwise), with a
@@ -14,12 +16,22 @@ trivial task ``inc(x) -> x + 1``:
 - fan-out: a ``@flow`` that calls ``inc.submit(i)`` N times (default thread-pool task
   runner), then sums the ``.result()`` of every future.
 
-"flow ms" is the wall time of the flow call, from the call until it returns. "recorded ms"
-runs from the same start until the Prefect API reports N task runs of that flow run in a
-terminal state (polled with ``read_task_runs`` and a flow-run filter); Prefect 3 records
-task runs from events that its API server ingests in the background, so this includes the
-backlog left when the flow returns. Both are also given per step (total / N). Each figure
-is the median of ``--repeats`` flow runs (1 by default).
+Columns, each also given per step (total / N):
+
+- "flow ms": wall time of the flow call, from the call until it returns. It includes the
+  flow run's own fixed cost, notably Prefect's flow-run heartbeat thread, which the flow
+  joins on exit after its current 1 s sleep: a synchronous flow call takes at least about
+  a second, and rounds up towards the next whole second, so at small N this dominates.
+- "in-flow ms/step": the flow body alone (first statement to return, timed inside it): the
+  per-task cost without the flow run's set-up and tear-down.
+- "recorded ms": from the same start until the Prefect API reports N task runs of that flow
+  run in a terminal state (polled with ``read_task_runs`` and a flow-run filter). Prefect 3
+  records task runs from events that its API server ingests in the background, so this
+  includes the backlog left when the flow returns.
+
+With two or more sizes it also prints the marginal cost per step between the smallest and
+largest N, which cancels the per-flow-run costs. Each figure is the median of
+``--repeats`` flow runs (1 by default).
 
 Prefect runs with its defaults otherwise: no PREFECT_API_URL, so the client starts Prefect's
 local ephemeral API server (a uvicorn subprocess on 127.0.0.1, SQLite database under
@@ -29,7 +41,9 @@ telemetry off (``DO_NOT_TRACK=1``, ``PREFECT_SERVER_ANALYTICS_ENABLED=false``) a
 ``PREFECT_LOGGING_LEVEL=WARNING``. The server's start-up (first client connection) and one
 warm-up flow run of N = 10 per shape are timed and reported apart from the figures. The
 child runs in its own process group, which is killed when it ends, and the temp dir is
-removed. Any failure prints the error and exits non-zero.
+removed. Any failure prints the error and exits non-zero. With ``--json`` it prints one
+JSON object: ``{"chain": {N: {"ms_per_step", "recorded_ms_per_step", ...}}, "fan-out":
+{...}, "startup_s", ...}`` (JSON makes the N keys strings).
 """
 
 # No ``from __future__ import annotations``: Prefect reads the flows' annotations as types.
@@ -47,6 +61,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 SHAPES = ("chain", "fan-out")
@@ -65,9 +80,12 @@ PREFECT_ENV = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_UI_ENABLED": "false",  # the ephemeral server serves no UI anyway
     "PREFECT_SERVER_API_HOST": "127.0.0.1",  # the ephemeral server binds 127.0.0.1 anyway
+    # Start-up (database migrations) takes 12-17 s on 2 cores, close to the 20 s default.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
-Flow = Callable[[int], tuple[int, str]]
+# A benchmark flow: n -> (value, flow run id, seconds its body took inside the flow run).
+Flow = Callable[[int], tuple[int, str, float]]
 
 
 def expected_value(shape: str, n: int) -> int:
@@ -90,16 +108,19 @@ def define_flows() -> dict[str, Flow]:
         return str(context.flow_run.id)
 
     @flow(name="chain")
-    def chain(n: int) -> tuple[int, str]:
+    def chain(n: int) -> tuple[int, str, float]:
+        start = time.perf_counter()
         x = 0
         for _ in range(n):
             x = inc(x)
-        return x, flow_run_id()
+        return x, flow_run_id(), time.perf_counter() - start
 
     @flow(name="fan-out")
-    def fan_out(n: int) -> tuple[int, str]:
+    def fan_out(n: int) -> tuple[int, str, float]:
+        start = time.perf_counter()
         futures = [inc.submit(i) for i in range(n)]
-        return sum(future.result() for future in futures), flow_run_id()
+        total = sum(future.result() for future in futures)
+        return total, flow_run_id(), time.perf_counter() - start
 
     return {"chain": chain, "fan-out": fan_out}
 
@@ -171,18 +192,27 @@ class Recorder:
             raise RuntimeError(f"flow run {flow_run_id}: {len(runs)} task runs, states {states}")
 
 
-def run_once(flow: Flow, shape: str, n: int, recorder: Recorder) -> tuple[float, float]:
-    """Seconds until the flow returns, and until its N task runs are recorded as terminal."""
+@dataclass(frozen=True)
+class Sample:
+    """Seconds of one flow run: its body, the flow call, and the call until recorded."""
+
+    body: float
+    returned: float
+    recorded: float
+
+
+def run_once(flow: Flow, shape: str, n: int, recorder: Recorder) -> Sample:
+    """Run the flow once; wait until its N task runs are recorded as terminal."""
     gc.collect()
     start = time.perf_counter()
-    value, flow_run_id = flow(n)
+    value, flow_run_id, body = flow(n)
     returned = time.perf_counter() - start
     recorder.wait(flow_run_id, n, start, timeout=120 + n * 0.5)
     recorded = time.perf_counter() - start
     if value != expected_value(shape, n):
         raise RuntimeError(f"{shape}({n}) returned {value!r}")
     recorder.check(flow_run_id, n)
-    return returned, recorded
+    return Sample(body=body, returned=returned, recorded=recorded)
 
 
 def measure(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
@@ -222,13 +252,16 @@ def measure(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
             report[shape] = {}
             for n in sizes:
                 samples = [run_once(flows[shape], shape, n, recorder) for _ in range(repeats)]
-                returned = statistics.median(s[0] for s in samples)
-                recorded = statistics.median(s[1] for s in samples)
+                body = statistics.median(sample.body for sample in samples)
+                returned = statistics.median(sample.returned for sample in samples)
+                recorded = statistics.median(sample.recorded for sample in samples)
                 report[shape][n] = {
                     "ms_per_step": returned * 1000 / n,
                     "recorded_ms_per_step": recorded * 1000 / n,
+                    "in_flow_ms_per_step": body * 1000 / n,
                     "total_ms": returned * 1000,
                     "recorded_total_ms": recorded * 1000,
+                    "in_flow_total_ms": body * 1000,
                 }
     low, high = min(sizes), max(sizes)
     if high > low:
@@ -241,6 +274,7 @@ def measure(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
                     for key, total in (
                         ("ms_per_step", "total_ms"),
                         ("recorded_ms_per_step", "recorded_total_ms"),
+                        ("in_flow_ms_per_step", "in_flow_total_ms"),
                     )
                 },
             }
@@ -279,17 +313,21 @@ def print_report(report: dict[str, Any]) -> None:
                     f"{n:,}",
                     f"{figures['total_ms']:,.1f}",
                     f"{figures['ms_per_step']:.3f}",
+                    f"{figures['in_flow_ms_per_step']:.3f}",
                     f"{figures['recorded_total_ms']:,.1f}",
                     f"{figures['recorded_ms_per_step']:.3f}",
                 ]
             )
-    print_table(["shape", "N", "flow ms", "ms/step", "recorded ms", "recorded ms/step"], rows)
+    print_table(
+        ["shape", "N", "flow ms", "ms/step", "in-flow ms/step", "recorded ms", "recorded ms/step"],
+        rows,
+    )
     for shape, marginal in report.get("marginal_ms_per_step", {}).items():
         low, high = marginal["between"]
         print(
             f"{shape}: marginal ms/step between N = {low:,} and {high:,}: "
-            f"{marginal['ms_per_step']:.3f}, until recorded "
-            f"{marginal['recorded_ms_per_step']:.3f}"
+            f"{marginal['ms_per_step']:.3f}, in-flow {marginal['in_flow_ms_per_step']:.3f}, "
+            f"until recorded {marginal['recorded_ms_per_step']:.3f}"
         )
     print(
         f"server start-up (excluded): {report['startup_s']:.2f} s; warm-up flow runs "

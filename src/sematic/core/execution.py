@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sematic.core.context import RunContext, _created_futures, _current_run
-from sematic.core.engine import Event, Failed, ReturnedFuture, Succeeded
+from sematic.core.engine import Event, Execute, Failed, ReturnedFuture, Succeeded
 from sematic.core.errors import FutureUsageError, TypeCheckError
 from sematic.core.function import Function, check_deferred
 from sematic.core.future import Future, collect_futures
@@ -52,6 +52,19 @@ def execute(
         return _outcome(run_id, function, result, created)
     except Exception as error:  # noqa: BLE001 - the user's failure, reported to the engine
         return Failed(run_id, error)
+
+
+def execute_command(command: Execute) -> Event:
+    """Run the call an engine ``Execute`` command asks for, in this process."""
+    run = command.run
+    future = run.future
+    return execute(
+        future.function,
+        future.props,
+        command.kwargs,
+        future.deferred,
+        RunContext(run_id=run.id, root_id=command.root_id),
+    )
 
 
 def _outcome(run_id: str, function: Function, result: Any, created: list[Future]) -> Event:

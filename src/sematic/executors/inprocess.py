@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from sematic.core.context import RunContext
 from sematic.core.engine import Event, Execute, Run
-from sematic.core.execution import execute
+from sematic.core.execution import execute_command
 
 
 class InProcessExecutor:
@@ -19,16 +18,7 @@ class InProcessExecutor:
         self._queue.append(command)
 
     def next_event(self) -> Event:
-        command = self._queue.popleft()
-        run = command.run
-        future = run.future
-        return execute(
-            future.function,
-            future.props,
-            command.kwargs,
-            future.deferred,
-            RunContext(run_id=run.id, root_id=command.root_id),
-        )
+        return execute_command(self._queue.popleft())
 
     def abort(self, run: Run) -> None:
         for index, queued in enumerate(self._queue):

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import cloudpickle
 
-from sematic.core.context import RunContext
 from sematic.core.engine import Event, Execute, Failed, ReturnedFuture, Run, Succeeded
 from sematic.core.errors import WorkerLostError
-from sematic.core.execution import execute
+from sematic.core.execution import execute_command
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
 from sematic.executors.processes import Exited, ProcessPool
@@ -82,7 +81,7 @@ class LocalExecutor:
         if exited is not None:
             return self._finished(exited)
         if self._inline:
-            return self._run_inline(self._inline.popleft())
+            return execute_command(self._inline.popleft())
         return self._finished(self._pool.wait_any())
 
     def abort(self, run: Run) -> None:
@@ -99,17 +98,6 @@ class LocalExecutor:
             shutil.rmtree(self._jobs_dir, ignore_errors=True)
 
     # Internals --------------------------------------------------------------------------
-
-    def _run_inline(self, command: Execute) -> Event:
-        run = command.run
-        future = run.future
-        return execute(
-            future.function,
-            future.props,
-            command.kwargs,
-            future.deferred,
-            RunContext(run_id=run.id, root_id=command.root_id),
-        )
 
     def _job(self, command: Execute, refs: dict[str, InputRef]) -> WorkerJob:
         run = command.run

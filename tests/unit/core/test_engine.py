@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sematic
-from sematic.core.context import RunContext
 from sematic.core.engine import (
     TERMINAL,
     TRANSITIONS,
@@ -26,7 +25,7 @@ from sematic.core.engine import (
     StateChanged,
 )
 from sematic.core.errors import IllegalTransitionError
-from sematic.core.execution import execute
+from sematic.core.execution import execute_command
 from sematic.core.future import Future
 
 
@@ -98,13 +97,7 @@ def drive(engine: Engine, data: st.DataObject, cancel_at: int | None) -> Trace:
         command = pending.pop(index)
         run = command.run
         trace.executed.append(run.id)
-        event = execute(
-            run.future.function,
-            run.future.props,
-            dict(command.kwargs),
-            run.future.deferred,
-            RunContext(run.id, command.root_id),
-        )
+        event = execute_command(command)
         take(engine.handle(event))
         steps += 1
     return trace

@@ -16,7 +16,6 @@ import sematic
 from sematic import LocalResolver, PipelineFailedError
 from sematic.core.errors import ArtifactMissingError, WorkerLostError
 from sematic.resolvers.settings import LocalSettings
-from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines.local import (
     cached_pipeline,
     dies,
@@ -27,18 +26,7 @@ from tests.pipelines.local import (
     remote_nested,
     square,
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEMATIC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
-    return tmp_path / "home"
-
-
-def store() -> SqlMetadataStore:
-    return SqlMetadataStore(LocalSettings.from_environment().database_url)
+from tests.unit.resolvers.conftest import recorded_runs, store
 
 
 def test_default_resolve_records_the_whole_graph(home: Path, tmp_path: Path) -> None:
@@ -137,12 +125,7 @@ def test_a_worker_can_return_a_future(home: Path, tmp_path: Path) -> None:
 
 def _resolved_squares(root_id: str) -> bool:
     """Whether both quick steps are recorded as resolved (the recorder writes in batches)."""
-    metadata = store()
-    try:
-        runs = metadata.runs_of_root(root_id)
-    finally:
-        metadata.close()
-    return [run.state for run in runs if run.name == "square"] == ["RESOLVED"] * 2
+    return [run.state for run in recorded_runs(root_id) if run.name == "square"] == ["RESOLVED"] * 2
 
 
 SCRIPT = textwrap.dedent(

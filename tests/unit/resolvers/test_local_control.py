@@ -14,29 +14,19 @@ import pytest
 
 from sematic import LocalResolver
 from sematic.core.errors import ArtifactCorruptedError
-from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines.local import cached_pipeline, executions, mixed, three_steps
+from tests.unit.resolvers.conftest import recorded_runs
 
 ROOT = Path(__file__).parents[3]
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEMATIC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
-    return tmp_path / "home"
-
-
 def runs_of(root_id: str) -> dict[str, str]:
-    with SqlMetadataStore(LocalSettings.from_environment().database_url) as metadata:
-        return {run.name: run.state for run in metadata.runs_of_root(root_id)}
+    return {run.name: run.state for run in recorded_runs(root_id)}
 
 
 def run_ids_by_name(root_id: str) -> dict[str, str]:
-    with SqlMetadataStore(LocalSettings.from_environment().database_url) as metadata:
-        return {run.name: run.id for run in metadata.runs_of_root(root_id)}
+    return {run.name: run.id for run in recorded_runs(root_id)}
 
 
 def test_rerun_from_reexecutes_that_run_and_downstream_only(home: Path, tmp_path: Path) -> None:
