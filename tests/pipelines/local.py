@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,10 @@ def remote_wait(witness: str, seconds: float) -> int:
 @sematic.func
 def waits_remotely(witness: str, seconds: float) -> int:
     return square(remote_wait(witness, seconds), witness)
+
+
+@sematic.func
+def chatty(x: int) -> int:
+    print(f"inline says {x}")
+    print(f"inline warns {x}", file=sys.stderr)
+    return x

@@ -17,6 +17,7 @@ from sematic.core.loading import main_script
 from sematic.executors.processes import Exited, ProcessPool
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
+from sematic.resolvers.run_logs import captured_output
 from sematic.resolvers.settings import LocalSettings
 
 
@@ -81,7 +82,9 @@ class LocalExecutor:
         if exited is not None:
             return self._finished(exited)
         if self._inline:
-            return execute_command(self._inline.popleft())
+            command = self._inline.popleft()
+            with captured_output(self._settings.log_path(command.run.id)):
+                return execute_command(command)
         return self._finished(self._pool.wait_any())
 
     def abort(self, run: Run) -> None:

@@ -17,7 +17,8 @@ class ProgressDisplay:
     """Prints the root run id at start, a live line while running, and a summary at the end."""
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 8) -> None:
-        self._console = console or Console(stderr=True)
+        # Bound to the stream of now: inline functions' output is teed to their logs later.
+        self._console = console or Console(file=sys.stderr)
         self._live: Live | None = None
         self._counts = {"done": 0, "running": 0, "failed": 0, "canceled": 0, "cached": 0}
         self._seen: set[str] = set()

@@ -18,6 +18,7 @@ from sematic.core.errors import ArtifactMissingError, WorkerLostError
 from sematic.resolvers.settings import LocalSettings
 from tests.pipelines.local import (
     cached_pipeline,
+    chatty,
     dies,
     executions,
     fails_inside,
@@ -210,3 +211,14 @@ def test_bad_settings_are_refused() -> None:
 
 def test_inline_squares_record_values(home: Path, tmp_path: Path) -> None:
     assert square(3, str(tmp_path / "w")).resolve(LocalResolver()) == 9
+
+
+def test_inline_output_is_captured_in_the_run_log_and_still_shown(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    future = chatty(5)
+    assert future.resolve(LocalResolver(progress=False)) == 5
+    shown = capsys.readouterr()
+    assert "inline says 5" in shown.out and "inline warns 5" in shown.err
+    log = LocalSettings.from_environment().log_path(future.id).read_text()
+    assert "inline says 5" in log and "inline warns 5" in log

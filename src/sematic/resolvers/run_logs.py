@@ -1,0 +1,64 @@
+"""Capturing what an inline function prints into its run's log, still echoing it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TextIO, cast
+
+
+class _Tee(io.TextIOBase):
+    """Writes to ``echo`` and to the log file, which is created on the first write only."""
+
+    def __init__(self, echo: TextIO, log: _LazyFile) -> None:
+        self._echo = echo
+        self._log = log
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._echo.write(text)
+        self._log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._echo.flush()
+        self._log.flush()
+
+
+class _LazyFile:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def write(self, text: str) -> None:
+        if self._file is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("a", encoding="utf-8")
+        self._file.write(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@contextlib.contextmanager
+def captured_output(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr to ``path`` too, while the block runs."""
+    log = _LazyFile(path)
+    try:
+        with (
+            contextlib.redirect_stdout(cast(TextIO, _Tee(sys.stdout, log))),
+            contextlib.redirect_stderr(cast(TextIO, _Tee(sys.stderr, log))),
+        ):
+            yield
+    finally:
+        log.close()
