@@ -10,6 +10,7 @@ from sematic.core.errors import ConfigurationError, PipelineCanceledError
 from sematic.core.future import Future
 from sematic.core.loading import load_function
 from sematic.core.ports import RunObserver
+from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
 from sematic.resolvers.local_executor import LocalExecutor
 from sematic.resolvers.progress import ProgressDisplay, wants_progress
@@ -92,26 +93,15 @@ class LocalResolver:
         Steps already resolved are not run again; their runs and artifacts are reused.
         """
         settings = self.settings or LocalSettings.from_environment()
-        metadata = SqlMetadataStore(settings.database_url)
-        try:
+        with SqlMetadataStore(settings.database_url) as metadata:
             root = metadata.get_run(root_id)
             reuse = Reuse.resume(metadata.runs_of_root(root_id))
-            artifacts = FsspecArtifactStore(settings.artifact_url)
-            recorder = RunRecorder(metadata, artifacts)
-            function = load_function(root.function_path)
-            hints = function.input_types
-            kwargs = {
-                name: recorder.load(
-                    artifact_id, metadata.get_artifact(artifact_id).type_description, hints[name]
-                )
-                for name, artifact_id in root.inputs.items()
-            }
+            recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
+            future = _rebuild(root, metadata, recorder)
             if root.state == "RESOLVED" and root.output:
                 output = metadata.get_artifact(root.output)
-                return recorder.load(root.output, output.type_description, function.output_type)
-        finally:
-            metadata.close()
-        future = function(**kwargs)
+                hint = future.function.output_type
+                return recorder.load(root.output, output.type_description, hint)
         future.id = root_id  # children derive their ids from it: the same runs again
         return self._resolve(future, reuse)
 
@@ -153,3 +143,24 @@ class LocalResolver:
 
     def __repr__(self) -> str:
         return f"LocalResolver(max_parallelism={self.max_parallelism})"
+
+
+def rebuild_pipeline(run_id: str, settings: LocalSettings | None = None) -> Future:
+    """A new future of the pipeline ``run_id`` belongs to, called with its recorded inputs."""
+    settings = settings or LocalSettings.from_environment()
+    with SqlMetadataStore(settings.database_url) as metadata:
+        root = metadata.get_run(metadata.get_run(run_id).root_id)
+        recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
+        return _rebuild(root, metadata, recorder)
+
+
+def _rebuild(root: RunRecord, metadata: SqlMetadataStore, recorder: RunRecorder) -> Future:
+    function = load_function(root.function_path)
+    hints = function.input_types
+    kwargs = {
+        name: recorder.load(
+            artifact_id, metadata.get_artifact(artifact_id).type_description, hints[name]
+        )
+        for name, artifact_id in root.inputs.items()
+    }
+    return function(**kwargs)

@@ -1,0 +1,1 @@
+"""The sematic command line."""

@@ -1,0 +1,107 @@
+"""``sematic runs`` and ``sematic logs``: what was recorded, read from the database directly."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from sematic.core.records import RunRecord
+    from sematic.storage.sql import SqlMetadataStore
+
+TERMINAL_STATES = frozenset({"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"})
+FOLLOW_POLL_S = 0.2
+
+
+def _store() -> SqlMetadataStore:
+    from sematic.resolvers.settings import LocalSettings
+    from sematic.storage.sql import SqlMetadataStore
+
+    return SqlMetadataStore(LocalSettings.from_environment().database_url)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _started(run: RunRecord) -> str:
+    at = run.started_at or run.created_at
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(run: RunRecord, now: float) -> str:
+    if run.started_at is None:
+        return "-"
+    end = run.ended_at if run.ended_at is not None else now
+    return format_duration(max(0.0, end - run.started_at))
+
+
+@click.command()
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show."
+)
+@click.option("--all", "all_runs", is_flag=True, help="Show every run, not only pipelines.")
+def runs(limit: int, all_runs: bool) -> None:
+    """List the most recent pipelines (root runs), newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _store() as metadata:
+        records = metadata.list_runs(root_only=not all_runs, limit=limit)
+    if not records:
+        click.echo("No runs yet.")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "state", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    now = time.time()
+    for run in records:
+        table.add_row(run.id, run.name, run.state, _started(run), _duration(run, now))
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _copy_new(log: Path, position: int) -> int:
+    """Write what ``log`` holds from ``position`` on to stdout; return the new position."""
+    try:
+        with log.open("rb") as file:
+            file.seek(position)
+            chunk = file.read()
+    except FileNotFoundError:
+        return position
+    if chunk:
+        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+    return position + len(chunk)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing new lines until the run has finished."
+)
+def logs(run_id: str, follow: bool) -> None:
+    """Print what the run RUN_ID printed (its log file)."""
+    from sematic.resolvers.settings import LocalSettings
+
+    log = LocalSettings.from_environment().log_path(run_id)
+    with _store() as metadata:
+        state = metadata.get_run(run_id).state  # an unknown id is a clear error
+        position = _copy_new(log, 0)
+        while follow and state not in TERMINAL_STATES:
+            time.sleep(FOLLOW_POLL_S)
+            state = metadata.get_run(run_id).state
+            position = _copy_new(log, position)
+        position = _copy_new(log, position)
+    if position == 0:
+        click.echo(f"(run {run_id} has printed nothing; state {state})", err=True)

@@ -1,0 +1,1 @@
+"""The HTTP API server and the web UI."""

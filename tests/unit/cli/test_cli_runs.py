@@ -1,0 +1,135 @@
+"""`sematic runs` and `sematic logs`, read from the database a LocalResolver wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from sematic import LocalResolver
+from sematic.cli.runs import format_duration
+from sematic.resolvers.settings import LocalSettings
+from sematic.storage.sql import SqlMetadataStore
+from tests.pipelines.local import chatty, three_steps
+from tests.unit.cli.conftest import ROOT, SCRIPT, invoke, sematic
+
+
+def test_runs_when_there_are_none(home: Path) -> None:
+    result = invoke("runs")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "No runs yet."
+
+
+def test_runs_lists_root_runs_newest_first(home: Path, tmp_path: Path) -> None:
+    first = three_steps(str(tmp_path / "w"))
+    first.resolve(LocalResolver(progress=False))
+    second = three_steps(str(tmp_path / "w"))
+    second.resolve(LocalResolver(progress=False))
+
+    lines = invoke("runs").stdout.strip().splitlines()
+    assert lines[0].split() == ["id", "name", "state", "started", "duration"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [second.id, "three_steps", "RESOLVED"],
+        [first.id, "three_steps", "RESOLVED"],
+    ]
+    assert invoke("runs", "--limit", "1").stdout.count("three_steps") == 1
+
+
+def test_runs_all_includes_the_steps(home: Path, tmp_path: Path) -> None:
+    three_steps(str(tmp_path / "w")).resolve(LocalResolver(progress=False))
+    names = [line.split()[1] for line in invoke("runs", "--all").stdout.splitlines()[1:]]
+    assert sorted(names) == ["step_a", "step_b", "step_c", "three_steps"]
+
+
+def test_runs_refuses_a_bad_limit(home: Path) -> None:
+    assert invoke("runs", "--limit", "0").exit_code == 2
+
+
+def test_format_duration() -> None:
+    assert format_duration(1.234) == "1.2s"
+    assert format_duration(125) == "2m 05s"
+    assert format_duration(3 * 3600 + 60) == "3h 01m"
+
+
+def test_logs_prints_what_the_run_printed(home: Path) -> None:
+    future = chatty(3)
+    future.resolve(LocalResolver(progress=False))
+    result = invoke("logs", future.id)
+    assert result.exit_code == 0
+    assert "inline says 3" in result.stdout
+    assert "inline warns 3" in result.stdout
+
+
+def test_logs_of_a_silent_run_says_so(home: Path, tmp_path: Path) -> None:
+    future = three_steps(str(tmp_path / "w"))
+    future.resolve(LocalResolver(progress=False))
+    result = invoke("logs", future.id)
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "has printed nothing; state RESOLVED" in result.stderr
+
+
+def test_logs_follow_of_a_finished_run_returns_at_once(home: Path) -> None:
+    future = chatty(4)
+    future.resolve(LocalResolver(progress=False))
+    started = time.monotonic()
+    result = invoke("logs", future.id, "--follow")
+    assert result.exit_code == 0
+    assert "inline says 4" in result.stdout
+    assert time.monotonic() - started < 2
+
+
+FOLLOWED = textwrap.dedent(
+    """
+    import sys
+    from sematic import LocalResolver
+    from tests.unit.cli.pipelines import talks
+    future = talks(sys.argv[1], 60.0)
+    print(future.id, flush=True)
+    future.resolve(LocalResolver(progress=False))
+    """
+)
+
+
+def test_logs_follow_prints_until_the_run_ends(home: Path, tmp_path: Path) -> None:
+    witness = tmp_path / "w"
+    pipeline = subprocess.Popen(
+        [sys.executable, "-c", FOLLOWED, str(witness)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert pipeline.stdout is not None
+        run_id = pipeline.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        with SqlMetadataStore(LocalSettings.from_environment().database_url) as metadata:
+            while not any(r.id == run_id for r in metadata.list_runs()):
+                assert time.monotonic() < deadline, "the run was never recorded"
+                time.sleep(0.05)
+        follower = subprocess.Popen(
+            [str(SCRIPT), "logs", run_id, "--follow"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)
+        assert follower.poll() is None  # still following: the run is not over
+        (witness / "release").touch()
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        assert out.splitlines() == ["before the wait", "after the wait"]
+    finally:
+        (witness / "release").parent.mkdir(parents=True, exist_ok=True)
+        (witness / "release").touch()
+        pipeline.communicate(timeout=30)
+
+
+def test_logs_of_an_unknown_run_via_the_script(home: Path) -> None:
+    done = sematic("logs", "nope")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: No run with id 'nope'")
+    assert len(done.stderr.splitlines()) == 1
