@@ -1,0 +1,252 @@
+"""The read-only HTTP API over the metadata store, the artifact store and the run logs.
+
+Every response is JSON except payloads (bytes) and logs (text); errors are
+``{"error": "..."}``. With an API key, payload and log reads need
+``Authorization: Bearer KEY``. The server serves stored bytes as they are and never
+deserializes (never unpickles) a payload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+import sematic
+from sematic.core.engine import State
+from sematic.core.errors import (
+    ArtifactCorruptedError,
+    ArtifactMissingError,
+    InfrastructureError,
+    RunNotFoundError,
+    StoreError,
+)
+from sematic.core.ports import ArtifactStore
+from sematic.core.records import ArtifactRecord, RunRecord
+from sematic.server import openapi
+from sematic.server.queries import Queries, RunFilter
+from sematic.storage.serialization import verify
+from sematic.storage.sql.store import SqlMetadataStore
+
+PREFIX = "/api/v1"
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+STATES = frozenset(state.value for state in State)
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    data = dataclasses.asdict(run)
+    data["tags"] = list(run.tags)
+    return data
+
+
+def _artifact_json(artifact: ArtifactRecord) -> dict[str, Any]:
+    return dataclasses.asdict(artifact)
+
+
+class _Api:
+    """The handlers, bound to the stores they read."""
+
+    def __init__(
+        self,
+        metadata: SqlMetadataStore,
+        artifacts: ArtifactStore,
+        queries: Queries,
+        logs_dir: Path,
+        api_key: str | None,
+    ) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.queries = queries
+        self.logs_dir = logs_dir
+        self.api_key = api_key
+
+    def health(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": sematic.__version__})
+
+    def openapi(self, _request: Request) -> Response:
+        return JSONResponse(openapi.document(PREFIX))
+
+    def list_runs(self, request: Request) -> Response:
+        params = request.query_params
+        limit = _integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _integer(params, "offset", 0, 0, None)
+        state = params.get("status") or None
+        if state is not None and state.upper() not in STATES:
+            raise HTTPException(
+                400, f"Unknown status {state!r}; expected one of {', '.join(sorted(STATES))}."
+            )
+        root_only = params.get("root_only", "false").lower()
+        if root_only not in _BOOLEANS:
+            raise HTTPException(400, f"root_only must be true or false, not {root_only!r}.")
+        where = RunFilter(
+            state=None if state is None else state.upper(),
+            name=params.get("name") or None,
+            tag=params.get("tag") or None,
+            root_only=_BOOLEANS[root_only],
+        )
+        page = self.queries.list_runs(where, limit=limit, offset=offset)
+        return JSONResponse(
+            {
+                "runs": [_run_json(run) for run in page.runs],
+                "limit": limit,
+                "offset": offset,
+                "total": page.total,
+            }
+        )
+
+    def get_run(self, request: Request) -> Response:
+        run = self._run(request.path_params["run_id"])
+        data = _run_json(run)
+        data["transitions"] = [
+            {"state": t.state, "at": t.at} for t in self.metadata.transitions_of(run.id)
+        ]
+        return JSONResponse(data)
+
+    def graph(self, request: Request) -> Response:
+        root_id = self._run(request.path_params["run_id"]).root_id
+        runs = self.metadata.runs_of_root(root_id)
+        edges = self.metadata.edges_of_root(root_id)
+        ids = {edge.artifact_id for edge in edges}
+        for run in runs:
+            ids.update(run.inputs.values())
+            if run.output is not None:
+                ids.add(run.output)
+        return JSONResponse(
+            {
+                "root_id": root_id,
+                "runs": [_run_json(run) for run in runs],
+                "artifacts": [_artifact_json(a) for a in self.queries.artifacts(ids)],
+                "edges": [dataclasses.asdict(edge) for edge in edges],
+            }
+        )
+
+    def get_artifact(self, request: Request) -> Response:
+        return JSONResponse(_artifact_json(self._artifact(request.path_params["artifact_id"])))
+
+    def payload(self, request: Request) -> Response:
+        self._authorize(request)
+        artifact = self._artifact(request.path_params["artifact_id"])
+        data = self.artifacts.get(artifact.id)
+        verify(artifact.id, artifact.type_description, data)
+        return Response(data, media_type="application/octet-stream")
+
+    def logs(self, request: Request) -> Response:
+        self._authorize(request)
+        run_id = request.path_params["run_id"]
+        if not _RUN_ID.fullmatch(run_id):
+            raise HTTPException(400, f"{run_id!r} is not a run id (32 lowercase hex digits).")
+        path = self.logs_dir / f"{run_id}.log"
+        if not path.is_file():
+            raise HTTPException(404, f"No logs for run {run_id!r}.")
+        return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+    def _run(self, run_id: str) -> RunRecord:
+        try:
+            return self.metadata.get_run(run_id)
+        except RunNotFoundError:
+            raise HTTPException(404, f"No run with id {run_id!r}.") from None
+
+    def _artifact(self, artifact_id: str) -> ArtifactRecord:
+        if not _ARTIFACT_ID.fullmatch(artifact_id):
+            raise HTTPException(
+                400, f"{artifact_id!r} is not an artifact id (64 lowercase hex digits)."
+            )
+        found = self.queries.artifacts([artifact_id])
+        if not found:
+            raise HTTPException(404, f"No artifact with id {artifact_id!r}.")
+        return found[0]
+
+    def _authorize(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = self.api_key.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise HTTPException(
+                401,
+                "This server needs an API key: send 'Authorization: Bearer KEY'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+
+def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer, not {raw!r}.") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise HTTPException(400, f"{name} must be {bounds}, not {value}.")
+    return value
+
+
+def _error(status: int) -> Callable[[Request, Exception], Response]:
+    def handle(_request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=status)
+
+    return handle
+
+
+def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _internal_error(_request: Request, _exc: Exception) -> Response:
+    return JSONResponse({"error": "Internal server error; see the server's log."}, 500)
+
+
+def create_app(
+    *,
+    metadata: SqlMetadataStore,
+    artifacts: ArtifactStore,
+    logs_dir: Path,
+    api_key: str | None = None,
+) -> Starlette:
+    """The API application. The caller owns (and closes) ``metadata``."""
+    queries = Queries(metadata.url)
+    api = _Api(metadata, artifacts, queries, logs_dir, api_key or None)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            queries.close()
+
+    routes = [
+        Route(f"{PREFIX}/health", api.health, methods=["GET"]),
+        Route(f"{PREFIX}/openapi.json", api.openapi, methods=["GET"]),
+        Route(f"{PREFIX}/runs", api.list_runs, methods=["GET"]),
+        Route(f"{PREFIX}/runs/{{run_id}}", api.get_run, methods=["GET"]),
+        Route(f"{PREFIX}/runs/{{run_id}}/graph", api.graph, methods=["GET"]),
+        Route(f"{PREFIX}/runs/{{run_id}}/logs", api.logs, methods=["GET"]),
+        Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
+        Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
+    ]
+    handlers: dict[Any, Callable[[Request, Exception], Response]] = {
+        HTTPException: _http_error,
+        ArtifactMissingError: _error(404),
+        ArtifactCorruptedError: _error(500),
+        InfrastructureError: _error(503),
+        StoreError: _error(500),
+        Exception: _internal_error,
+    }
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

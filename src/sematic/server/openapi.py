@@ -1,0 +1,231 @@
+"""The OpenAPI 3.1 description of the API, written by hand (tests check it lists every route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sematic
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_NUM = {"type": ["number", "null"]}
+
+_RUN = {
+    "type": "object",
+    "description": "A run; times are seconds since the epoch (UTC).",
+    "properties": {
+        "id": {"type": "string"},
+        "root_id": {"type": "string"},
+        "parent_id": _NULLABLE_STR,
+        "name": {"type": "string"},
+        "function_path": {"type": "string"},
+        "state": {"type": "string"},
+        "created_at": {"type": "number"},
+        "updated_at": {"type": "number"},
+        "inline": {"type": "boolean"},
+        "source_code": _NULLABLE_STR,
+        "docstring": _NULLABLE_STR,
+        "cache_key": _NULLABLE_STR,
+        "cache_hit": {"type": "boolean"},
+        "resource_requirements": {"type": ["object", "null"]},
+        "base_image_tag": _NULLABLE_STR,
+        "container_image": _NULLABLE_STR,
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "inputs": {"type": "object", "additionalProperties": {"type": "string"}},
+        "output": _NULLABLE_STR,
+        "nested_run_id": _NULLABLE_STR,
+        "exception_type": _NULLABLE_STR,
+        "exception_message": _NULLABLE_STR,
+        "traceback": _NULLABLE_STR,
+        "started_at": _NULLABLE_NUM,
+        "ended_at": _NULLABLE_NUM,
+    },
+}
+_ARTIFACT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "type_description": {"type": "object"},
+        "summary": {"description": "JSON for display; large values truncated."},
+        "size": {"type": "integer"},
+        "created_at": {"type": "number"},
+    },
+}
+_EDGE = {
+    "type": "object",
+    "properties": {
+        "source_run_id": _NULLABLE_STR,
+        "destination_run_id": _NULLABLE_STR,
+        "parameter": _NULLABLE_STR,
+        "artifact_id": {"type": "string"},
+    },
+}
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
+_SCHEMAS: dict[str, Any] = {
+    "Run": _RUN,
+    "RunDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Run"},
+            {
+                "type": "object",
+                "properties": {
+                    "transitions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"state": {"type": "string"}, "at": {"type": "number"}},
+                        },
+                    }
+                },
+            },
+        ]
+    },
+    "RunPage": {
+        "type": "object",
+        "properties": {
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "total": {"type": "integer"},
+        },
+    },
+    "Graph": {
+        "type": "object",
+        "properties": {
+            "root_id": {"type": "string"},
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+            "artifacts": {"type": "array", "items": {"$ref": "#/components/schemas/Artifact"}},
+            "edges": {"type": "array", "items": {"$ref": "#/components/schemas/Edge"}},
+        },
+    },
+    "Artifact": _ARTIFACT,
+    "Edge": _EDGE,
+    "Error": _ERROR,
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    meaning = {
+        400: "Invalid parameter",
+        401: "Missing or wrong API key",
+        404: "Not found",
+        503: "Metadata store unavailable",
+    }
+    return {str(code): _json("Error", meaning[code]) for code in codes}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_RUN_ID = _path("run_id", "A run id (32 lowercase hex digits).")
+_ARTIFACT_ID = _path("artifact_id", "An artifact id (64 lowercase hex digits).")
+_KEYED: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _operations() -> dict[str, dict[str, Any]]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "/health": {
+            "summary": "Liveness: 200 once the server serves requests.",
+            "responses": {
+                "200": {
+                    "description": "Healthy",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        },
+        "/openapi.json": {
+            "summary": "This document.",
+            "responses": {"200": {"description": "The OpenAPI document"}},
+        },
+        "/runs": {
+            "summary": "Runs, newest first, filtered and paginated.",
+            "parameters": [
+                _query("status", {"type": "string"}, "Only runs in this state (e.g. RESOLVED)."),
+                _query("name", {"type": "string"}, "Only runs of functions with this name."),
+                _query("tag", {"type": "string"}, "Only runs carrying this tag."),
+                _query("root_only", {"type": "boolean", "default": False}, "Only pipelines."),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    "Page size.",
+                ),
+                _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Runs to skip."),
+            ],
+            "responses": {"200": _json("RunPage", "One page of runs"), **_errors(400, 503)},
+        },
+        "/runs/{run_id}": {
+            "summary": "A run and the states it went through.",
+            "parameters": [_RUN_ID],
+            "responses": {"200": _json("RunDetail", "The run"), **_errors(404, 503)},
+        },
+        "/runs/{run_id}/graph": {
+            "summary": "Runs, edges and artifact descriptions of the pipeline of this run.",
+            "parameters": [_RUN_ID],
+            "responses": {"200": _json("Graph", "The whole pipeline"), **_errors(404, 503)},
+        },
+        "/runs/{run_id}/logs": {
+            "summary": "The worker log of a run.",
+            "parameters": [_RUN_ID],
+            "security": _KEYED,
+            "responses": {
+                "200": {"description": "The log text", "content": text},
+                **_errors(400, 401, 404),
+            },
+        },
+        "/artifacts/{artifact_id}": {
+            "summary": "An artifact's type description and summary (no payload).",
+            "parameters": [_ARTIFACT_ID],
+            "responses": {"200": _json("Artifact", "The artifact"), **_errors(400, 404, 503)},
+        },
+        "/artifacts/{artifact_id}/payload": {
+            "summary": "The stored bytes of an artifact, verified against its id.",
+            "parameters": [_ARTIFACT_ID],
+            "security": _KEYED,
+            "responses": {
+                "200": {"description": "The payload", "content": binary},
+                **_errors(400, 401, 404, 503),
+            },
+        },
+    }
+
+
+def document(prefix: str) -> dict[str, Any]:
+    """The OpenAPI document for routes mounted under ``prefix``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Sematic API", "version": sematic.__version__},
+        "paths": {prefix + path: {"get": op} for path, op in _operations().items()},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Needed only when the server runs with an API key.",
+                }
+            },
+        },
+    }
