@@ -38,6 +38,9 @@ from typing import Any
 
 import sematic
 from _bench import best_of, import_ms, ms, ns_per, print_table, repeats_for, timed
+from local_pipelines import chain as chain_pipeline
+from local_pipelines import fan_out as fanout_pipeline
+from local_pipelines import inc, total
 from sematic import Future, SilentResolver
 
 HERE = Path(__file__).resolve().parent
@@ -85,16 +88,6 @@ def plain_nested(n: int) -> int:
 
 
 @sematic.func
-def inc(x: int) -> int:
-    return x + 1
-
-
-@sematic.func
-def total(xs: list[int]) -> int:
-    return sum(xs)
-
-
-@sematic.func
 def recurse(n: int) -> int:
     if n == 0:
         return 0
@@ -113,17 +106,7 @@ def build_fanout(n: int) -> Future:
 
 
 # Sematic 0.41 refuses futures as the root's inputs: --compare wraps chain and fan-out in a
-# pipeline function, as sematic041_reference.py does.
-
-
-@sematic.func
-def chain_pipeline(n: int) -> int:
-    return build_chain(n)
-
-
-@sematic.func
-def fanout_pipeline(n: int) -> int:
-    return build_fanout(n)
+# pipeline function (local_pipelines.chain and fan_out), as sematic041_reference.py does.
 
 
 @dataclass(frozen=True)
