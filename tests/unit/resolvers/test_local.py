@@ -14,7 +14,7 @@ import pytest
 
 import sematic
 from sematic import LocalResolver, PipelineFailedError
-from sematic.core.errors import ArtifactMissingError, WorkerLostError
+from sematic.core.errors import WorkerLostError
 from sematic.resolvers.settings import LocalSettings
 from tests.pipelines.local import (
     cached_pipeline,
@@ -182,24 +182,6 @@ def test_resume_after_kill_9_does_not_redo_finished_steps(home: Path, tmp_path: 
         metadata.close()
     assert sorted(run.id for run in after) == sorted(before)  # no duplicate rows
     assert all(run.state == "RESOLVED" for run in after)
-
-
-def test_a_missing_artifact_gives_a_clear_error_and_loses_nothing(
-    home: Path, tmp_path: Path
-) -> None:
-    witness = str(tmp_path / "w")
-    first = cached_pipeline(7, witness)
-    first.resolve(LocalResolver())
-    for payload in (home / "artifacts").rglob("*"):
-        if payload.is_file():
-            payload.unlink()
-    with pytest.raises(ArtifactMissingError, match="artifact"):
-        cached_pipeline(7, witness).resolve(LocalResolver())
-    metadata = store()
-    try:
-        assert metadata.get_run(first.id).state == "RESOLVED"
-    finally:
-        metadata.close()
 
 
 def test_bad_settings_are_refused() -> None:

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sematic import LocalResolver
-from sematic.core.errors import ArtifactCorruptedError
+from sematic.core.errors import ArtifactCorruptedError, ArtifactMissingError
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines.local import cached_pipeline, executions, mixed, three_steps
 from tests.unit.resolvers.conftest import recorded_runs
@@ -100,16 +101,36 @@ def test_progress_display_prints_the_root_and_a_summary(
     assert "three_steps: resolved — 4 done, 0 running, 0 failed" in err
 
 
-def test_a_corrupted_artifact_is_detected_and_nothing_else_is_lost(
-    home: Path, tmp_path: Path
+def _delete(payload: Path) -> None:
+    payload.unlink()
+
+
+def _tamper(payload: Path) -> None:
+    payload.write_bytes(payload.read_bytes() + b" tampered")
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "message"),
+    [
+        (_delete, ArtifactMissingError, "is not in the artifact store"),
+        (_tamper, ArtifactCorruptedError, "hashes to"),
+    ],
+    ids=["missing", "corrupted"],
+)
+def test_a_damaged_artifact_gives_a_clear_error_and_nothing_else_is_lost(
+    home: Path,
+    tmp_path: Path,
+    damage: Callable[[Path], None],
+    error: type[Exception],
+    message: str,
 ) -> None:
     witness = str(tmp_path / "w")
     first = cached_pipeline(5, witness)
     first.resolve(LocalResolver())
     for payload in (home / "artifacts").rglob("*"):
         if payload.is_file():
-            payload.write_bytes(payload.read_bytes() + b" tampered")
-    with pytest.raises(ArtifactCorruptedError):
+            damage(payload)
+    with pytest.raises(error, match=message):
         cached_pipeline(5, witness).resolve(LocalResolver())
     assert runs_of(first.id) == {"cached_pipeline": "RESOLVED", "expensive": "RESOLVED"}
 
