@@ -60,9 +60,31 @@ class MetadataStore(Protocol):
 
     def runs_of_root(self, root_id: str) -> list[RunRecord]: ...
 
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        root_only: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]: ...
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        root_only: bool = False,
+    ) -> int: ...
+
     def transitions_of(self, run_id: str) -> list[TransitionRecord]: ...
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord: ...
+
+    def get_artifacts(self, ids: Sequence[str]) -> list[ArtifactRecord]: ...
 
     def edges_of_root(self, root_id: str) -> list[EdgeRecord]: ...
 

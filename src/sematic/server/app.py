@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from sematic.core.errors import (
 from sematic.core.ports import ArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.server import openapi
-from sematic.server.queries import Queries, RunFilter
 from sematic.storage.serialization import verify
 from sematic.storage.sql.store import SqlMetadataStore
 
@@ -64,13 +62,11 @@ class _Api:
         self,
         metadata: SqlMetadataStore,
         artifacts: ArtifactStore,
-        queries: Queries,
         logs_dir: Path,
         api_key: str | None,
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
-        self.queries = queries
         self.logs_dir = logs_dir
         self.api_key = api_key
 
@@ -92,19 +88,20 @@ class _Api:
         root_only = params.get("root_only", "false").lower()
         if root_only not in _BOOLEANS:
             raise HTTPException(400, f"root_only must be true or false, not {root_only!r}.")
-        where = RunFilter(
-            state=None if state is None else state.upper(),
-            name=params.get("name") or None,
-            tag=params.get("tag") or None,
-            root_only=_BOOLEANS[root_only],
+        status = None if state is None else state.upper()
+        name = params.get("name") or None
+        tag = params.get("tag") or None
+        root = _BOOLEANS[root_only]
+        runs = self.metadata.list_runs(
+            status=status, name=name, tag=tag, root_only=root, limit=limit, offset=offset
         )
-        page = self.queries.list_runs(where, limit=limit, offset=offset)
+        total = self.metadata.count_runs(status=status, name=name, tag=tag, root_only=root)
         return JSONResponse(
             {
-                "runs": [_run_json(run) for run in page.runs],
+                "runs": [_run_json(run) for run in runs],
                 "limit": limit,
                 "offset": offset,
-                "total": page.total,
+                "total": total,
             }
         )
 
@@ -129,7 +126,7 @@ class _Api:
             {
                 "root_id": root_id,
                 "runs": [_run_json(run) for run in runs],
-                "artifacts": [_artifact_json(a) for a in self.queries.artifacts(ids)],
+                "artifacts": [_artifact_json(a) for a in self.metadata.get_artifacts(sorted(ids))],
                 "edges": [dataclasses.asdict(edge) for edge in edges],
             }
         )
@@ -165,7 +162,7 @@ class _Api:
             raise HTTPException(
                 400, f"{artifact_id!r} is not an artifact id (64 lowercase hex digits)."
             )
-        found = self.queries.artifacts([artifact_id])
+        found = self.metadata.get_artifacts([artifact_id])
         if not found:
             raise HTTPException(404, f"No artifact with id {artifact_id!r}.")
         return found[0]
@@ -221,15 +218,7 @@ def create_app(
     api_key: str | None = None,
 ) -> Starlette:
     """The API application. The caller owns (and closes) ``metadata``."""
-    queries = Queries(metadata.url)
-    api = _Api(metadata, artifacts, queries, logs_dir, api_key or None)
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            queries.close()
+    api = _Api(metadata, artifacts, logs_dir, api_key or None)
 
     routes = [
         Route(f"{PREFIX}/health", api.health, methods=["GET"]),
@@ -249,4 +238,4 @@ def create_app(
         StoreError: _error(500),
         Exception: _internal_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    return Starlette(routes=routes, exception_handlers=handlers)

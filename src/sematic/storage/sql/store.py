@@ -6,8 +6,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Executable, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from sematic.core.engine import State
@@ -21,6 +32,9 @@ from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, Transiti
 from sematic.storage.sql import bulk, connect, convert, migrate
 from sematic.storage.sql.bulk import BulkInsert
 from sematic.storage.sql.models import artifacts, edges, run_transitions, runs
+
+# Ids per IN (...) clause: well below the bound-parameter limits of SQLite and PostgreSQL.
+_CHUNK = 500
 
 
 class SqlMetadataStore:
@@ -46,6 +60,7 @@ class SqlMetadataStore:
                 ) from exc
             raise
         dialect = self._engine.dialect
+        self._postgres = dialect.name == "postgresql"
         dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         upsert = dialect_insert(runs)
         upsert = upsert.on_conflict_do_update(
@@ -134,12 +149,44 @@ class SqlMetadataStore:
         query = select(runs).where(runs.c.root_id == root_id).order_by(runs.c.created_at, runs.c.id)
         return [convert.run_record(row) for row in self._rows(query)]
 
-    def list_runs(self, *, root_only: bool = False, limit: int = 100) -> list[RunRecord]:
-        """The most recently created runs (only root runs if ``root_only``), newest first."""
-        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id).limit(limit)
-        if root_only:
-            query = query.where(runs.c.id == runs.c.root_id)
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        root_only: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """One page of the matching runs, most recently created first.
+
+        ``status`` (a state), ``name`` and ``tag`` (one of the run's tags) keep only the runs
+        that match; ``None`` means no condition. ``root_only`` keeps only root runs. Every
+        filter, the ordering, ``limit`` and ``offset`` run in SQL, on indexed columns.
+        """
+        conditions = self._run_conditions(status=status, name=name, tag=tag, root_only=root_only)
+        query = (
+            select(runs)
+            .where(*conditions)
+            .order_by(runs.c.created_at.desc(), runs.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
         return [convert.run_record(row) for row in self._rows(query)]
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        root_only: bool = False,
+    ) -> int:
+        """How many runs ``list_runs`` with the same filters would list without a limit."""
+        conditions = self._run_conditions(status=status, name=name, tag=tag, root_only=root_only)
+        query = select(func.count().label("count")).select_from(runs).where(*conditions)
+        return int(self._rows(query)[0]["count"])
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]:
         """The states ``run_id`` went through, in the order they were written."""
@@ -155,6 +202,18 @@ class SqlMetadataStore:
         if not rows:
             raise StoreError(f"No artifact with id {artifact_id!r} in the metadata store {self}.")
         return convert.artifact_record(rows[0])
+
+    def get_artifacts(self, ids: Sequence[str]) -> list[ArtifactRecord]:
+        """The artifacts among ``ids`` that are recorded, ordered by id (unknown ids skipped)."""
+        wanted = sorted(set(ids))
+        found: list[ArtifactRecord] = []
+        with self._errors("read from"), self._engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = select(artifacts).where(artifacts.c.id.in_(wanted[start : start + _CHUNK]))
+                rows: list[Any] = list(conn.execute(query).mappings())
+                found.extend(convert.artifact_record(row) for row in rows)
+        found.sort(key=lambda artifact: artifact.id)
+        return found
 
     def edges_of_root(self, root_id: str) -> list[EdgeRecord]:
         """Edges from or into any run of the pipeline ``root_id``, in the order written."""
@@ -183,6 +242,26 @@ class SqlMetadataStore:
         )
         rows = self._rows(query)
         return None if not rows else str(rows[0]["output"])
+
+    def _run_conditions(
+        self, *, status: str | None, name: str | None, tag: str | None, root_only: bool
+    ) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if status is not None:
+            conditions.append(runs.c.state == status)
+        if name is not None:
+            conditions.append(runs.c.name == name)
+        if root_only:
+            conditions.append(runs.c.id == runs.c.root_id)
+        if tag is not None:
+            conditions.append(self._has_tag(tag))
+        return conditions
+
+    def _has_tag(self, tag: str) -> ColumnElement[bool]:
+        if self._postgres:
+            return cast(runs.c.tags, JSONB).contains([tag])
+        elements = func.json_each(runs.c.tags).table_valued("value")
+        return exists(select(literal(1)).select_from(elements).where(elements.c.value == tag))
 
     def _rows(self, query: Executable) -> list[Any]:
         with self._errors("read from"), self._engine.connect() as conn:
