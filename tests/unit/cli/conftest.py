@@ -7,21 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from sematic.cli.main import cli
 
 ROOT = Path(__file__).parents[3]
 SCRIPT = Path(sys.executable).parent / "sematic"
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEMATIC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
-    return tmp_path / "home"
 
 
 def invoke(*args: str) -> Result:

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from sematic.core.records import RunRecord
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEMATIC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
-    return tmp_path / "home"
 
 
 def store() -> SqlMetadataStore:

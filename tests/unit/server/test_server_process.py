@@ -30,9 +30,19 @@ def test_exits_cleanly_on_signals(tmp_path: Path, signum: int) -> None:
         httpx.get(server.url + "/api/v1/health", timeout=2)
 
 
-def test_bad_database_url_fails_with_a_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["--database-url", "mysql://x/y"], 1, "Unsupported database URL"),
+        (["--api-key-env", "SEMATIC_TEST_UNSET_KEY"], 2, "SEMATIC_TEST_UNSET_KEY"),
+    ],
+    ids=["bad-database-url", "unset-api-key-variable"],
+)
+def test_bad_settings_fail_with_a_message(
+    tmp_path: Path, arguments: list[str], code: int, message: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "sematic.server", "--database-url", "mysql://x/y"],
+        [sys.executable, "-m", "sematic.server", *arguments],
         capture_output=True,
         text=True,
         env=server_env(tmp_path / "home"),
@@ -40,22 +50,8 @@ def test_bad_database_url_fails_with_a_message(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    assert done.returncode == 1
-    assert "Unsupported database URL" in done.stderr
-
-
-def test_missing_api_key_variable_is_a_usage_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "sematic.server", "--api-key-env", "SEMATIC_TEST_UNSET_KEY"],
-        capture_output=True,
-        text=True,
-        env=server_env(tmp_path / "home"),
-        cwd=ROOT,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "SEMATIC_TEST_UNSET_KEY" in done.stderr
+    assert done.returncode == code
+    assert message in done.stderr
 
 
 def _route_paths(tmp_path: Path) -> set[tuple[str, str]]:
