@@ -163,6 +163,7 @@ class Engine:
         self.runs: dict[str, Run] = {}
         self.values: dict[str, Any] = {}
         self.failure: Run | None = None
+        self.cancel_reason: str | None = None
         self.infrastructure_retries = infrastructure_retries
         self._root_future = root
         self._out: list[Command] = []
@@ -188,6 +189,7 @@ class Engine:
     def handle(self, event: Event) -> list[Command]:
         """Apply one event; return the commands it leads to."""
         if isinstance(event, CancelRequested):
+            self.cancel_reason = self.cancel_reason or event.reason
             self._cancel_all()
             return self._flush()
         run = self.runs[event.run_id]

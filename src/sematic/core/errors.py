@@ -10,7 +10,8 @@
     │   ├── FutureUsageError         a future used where a concrete value is needed, or unused
     │   ├── ConfigurationError       bad settings or resolver arguments
     │   ├── FunctionTimeoutError     a function ran past its timeout_mins
-    │   └── NotInRunError            sematic.context() called outside a running function
+    │   ├── NotInRunError            sematic.context() called outside a running function
+    │   └── PipelineFinishedError    cancel asked of a pipeline that already finished
     ├── InfrastructureError        a fault of the machinery (worker lost, store down);
     │   │                          retried by default
     │   └── WorkerLostError          a worker process or pod died without reporting
@@ -64,6 +65,10 @@ class FunctionTimeoutError(UserError, TimeoutError):
 
 class NotInRunError(UserError, RuntimeError):
     """``sematic.context()`` was called outside a running Sematic function."""
+
+
+class PipelineFinishedError(UserError):
+    """Cancel was asked of a pipeline that has already finished."""
 
 
 class InfrastructureError(SematicError):

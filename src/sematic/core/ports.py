@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sematic.core.engine import Event, Execute, Run, State
-from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.records import (
+    ArtifactRecord,
+    CancelRecord,
+    EdgeRecord,
+    RunRecord,
+    TransitionRecord,
+)
 
 
 class Executor(Protocol):
@@ -89,6 +95,14 @@ class MetadataStore(Protocol):
     def edges_of_root(self, root_id: str) -> list[EdgeRecord]: ...
 
     def find_cached_output(self, cache_key: str) -> str | None: ...
+
+    def changed_runs(
+        self, *, since: float, root_id: str | None = None, limit: int = 1000
+    ) -> list[RunRecord]: ...
+
+    def request_cancel(self, root_id: str, reason: str) -> None: ...
+
+    def cancel_request(self, root_id: str) -> CancelRecord | None: ...
 
     def close(self) -> None: ...
 

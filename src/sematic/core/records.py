@@ -77,3 +77,12 @@ class EdgeRecord:
     destination_run_id: str | None
     parameter: str | None
     artifact_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRecord:
+    """Someone asked at ``requested_at`` to cancel the pipeline whose root run is ``root_id``."""
+
+    root_id: str
+    reason: str
+    requested_at: float

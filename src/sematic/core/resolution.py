@@ -99,8 +99,9 @@ def _result(engine: Engine, future: Future) -> Any:
             function_name=name,
         ) from error
     if engine.root is None or engine.root_id not in engine.values:
+        why = f" ({engine.cancel_reason})" if engine.cancel_reason else ""
         raise PipelineCanceledError(
-            f"pipeline {future.props.name} was canceled (root run {engine.root_id})",
+            f"pipeline {future.props.name} was canceled{why} (root run {engine.root_id})",
             root_id=engine.root_id,
         )
     return engine.values[engine.root_id]

@@ -11,12 +11,15 @@ from typing import Any
 from sematic.core.errors import FunctionTimeoutError
 
 
-def _interrupt(thread: threading.Thread) -> None:
-    """Ask ``thread`` to raise at its next Python instruction (best effort)."""
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(FunctionTimeoutError)
-        )
+def interrupt_thread(ident: int, error: type[BaseException]) -> None:
+    """Ask thread ``ident`` to raise ``error`` at its next Python instruction (best effort:
+    a blocking C call finishes first)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(error))
+
+
+def clear_interrupt(ident: int) -> None:
+    """Withdraw an ``interrupt_thread`` that thread ``ident`` has not raised yet."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
 
 
 def call_with_timeout(call: Callable[[], Any], seconds: float, name: str) -> Any:
@@ -39,7 +42,8 @@ def call_with_timeout(call: Callable[[], Any], seconds: float, name: str) -> Any
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        _interrupt(thread)
+        if thread.ident is not None:
+            interrupt_thread(thread.ident, FunctionTimeoutError)
         minutes = seconds / 60
         raise FunctionTimeoutError(
             f"{name}() ran longer than its timeout_mins={minutes:g} and was stopped; "

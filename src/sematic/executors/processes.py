@@ -59,15 +59,18 @@ class ProcessPool:
                 return self._reap(key, code)
         return None
 
-    def wait_any(self) -> Exited:
-        """Block until one running process ends."""
+    def wait_any(self, timeout: float | None = None) -> Exited | None:
+        """Block until one running process ends (None if ``timeout`` seconds pass first)."""
         if not self._running:
             raise RuntimeError("wait_any() with no process running")
+        deadline = None if timeout is None else time.monotonic() + timeout
         delay = self._poll_interval
         while True:
             exited = self.poll()
             if exited is not None:
                 return exited
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
             time.sleep(delay)
             delay = min(delay * 1.5, 0.05)
 

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 
 import cloudpickle
 
-from sematic.core.engine import Event, Execute, Failed, ReturnedFuture, Run, Succeeded
+from sematic.core.engine import (
+    CancelRequested,
+    Event,
+    Execute,
+    Failed,
+    ReturnedFuture,
+    Run,
+    Succeeded,
+)
 from sematic.core.errors import WorkerLostError
 from sematic.core.execution import execute_command
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
+from sematic.core.timeouts import clear_interrupt, interrupt_thread
 from sematic.executors.processes import Exited, ProcessPool
+from sematic.resolvers.cancel import CancelWatch
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.run_logs import captured_output
 from sematic.resolvers.settings import LocalSettings
+
+class _Canceled(BaseException):
+    """Raised in the resolver's thread to stop an inline function when a cancel arrives."""
 
 
 class LocalExecutor:
@@ -27,7 +41,9 @@ class LocalExecutor:
     Before running anything it records the run's inputs, then: reuses a recorded output
     (resume, rerun-from, or a cache hit), runs an inline function here, or starts a worker process
     (``python -m sematic.worker``, the same entry point as a Kubernetes pod), at most
-    ``max_parallelism`` at a time.
+    ``max_parallelism`` at a time. A request to cancel the pipeline (``sematic cancel``, the
+    UI) is noticed within a fraction of a second: a running inline function is interrupted
+    (at its next Python instruction) and the engine is told.
     """
 
     def __init__(
@@ -51,9 +67,15 @@ class LocalExecutor:
         self._pool = ProcessPool()
         self._jobs_dir: Path | None = None
         self._main = main_script()
+        self._watch: CancelWatch | None = None
+        self._guard = threading.Lock()
+        self._inline_thread: int | None = None  # set while an inline function runs
+        self._told = False  # the engine has been told of the cancel
 
     def submit(self, command: Execute) -> None:
         run = command.run
+        if self._watch is None:
+            self._watch = CancelWatch(self._recorder.metadata, command.root_id, self._canceled)
         refs = self._recorder.record_inputs(run, command.kwargs)
         earlier = self._reuse.output_for(run, refs)
         if earlier is not None:
@@ -76,16 +98,23 @@ class LocalExecutor:
             self._start_waiting()
 
     def next_event(self) -> Event:
+        canceled = self._cancel_event()
+        if canceled is not None:
+            return canceled
         if self._ready:
             return self._ready.popleft()
         exited = self._pool.poll()
         if exited is not None:
             return self._finished(exited)
         if self._inline:
-            command = self._inline.popleft()
-            with captured_output(self._settings.log_path(command.run.id)):
-                return execute_command(command)
-        return self._finished(self._pool.wait_any())
+            return self._run_inline(self._inline.popleft())
+        while True:
+            exited = self._pool.wait_any(timeout=0.1)
+            if exited is not None:
+                return self._finished(exited)
+            canceled = self._cancel_event()
+            if canceled is not None:
+                return canceled
 
     def abort(self, run: Run) -> None:
         self._inline = deque(c for c in self._inline if c.run is not run)
@@ -95,12 +124,43 @@ class LocalExecutor:
             del self._running[run.id]
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         self._pool.close()
         self._running.clear()
         if self._jobs_dir is not None:
             shutil.rmtree(self._jobs_dir, ignore_errors=True)
 
     # Internals --------------------------------------------------------------------------
+
+    def _canceled(self, _reason: str) -> None:
+        """Called by the watch thread: interrupt the inline function running, if any."""
+        with self._guard:
+            if self._inline_thread is not None:
+                interrupt_thread(self._inline_thread, _Canceled)
+
+    def _cancel_event(self) -> CancelRequested | None:
+        watch = self._watch
+        if self._told or watch is None or watch.reason is None:
+            return None
+        self._told = True
+        return CancelRequested(f"canceled: {watch.reason}")
+
+    def _run_inline(self, command: Execute) -> Event:
+        me = threading.get_ident()
+        try:
+            with self._guard:
+                self._inline_thread = me
+            try:
+                with captured_output(self._settings.log_path(command.run.id)):
+                    event = execute_command(command)
+            finally:
+                with self._guard:
+                    self._inline_thread = None
+                    clear_interrupt(me)
+        except _Canceled:
+            return self._cancel_event() or CancelRequested("canceled")
+        return self._cancel_event() or event
 
     def _job(self, command: Execute, refs: dict[str, InputRef]) -> WorkerJob:
         run = command.run

@@ -40,6 +40,7 @@ class RunRow(Base):
         Index("ix_runs_state", "state"),
         Index("ix_runs_name", "name"),
         Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_updated_at", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -110,8 +111,19 @@ class EdgeRow(Base):
     artifact_id: Mapped[str] = mapped_column(String, ForeignKey("artifacts.id"))
 
 
+class CancelRequestRow(Base):
+    """Someone asked to cancel the pipeline of ``root_id``; its resolver stops it."""
+
+    __tablename__ = "cancel_requests"
+
+    root_id: Mapped[str] = mapped_column(String, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[float] = mapped_column(Double)
+
+
 # The same tables for Core statements (bulk writes and reads never build ORM objects).
 runs = Base.metadata.tables["runs"]
 run_transitions = Base.metadata.tables["run_transitions"]
 artifacts = Base.metadata.tables["artifacts"]
 edges = Base.metadata.tables["edges"]
+cancel_requests = Base.metadata.tables["cancel_requests"]

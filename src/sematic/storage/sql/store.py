@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,10 +29,16 @@ from sematic.core.errors import (
     RunNotFoundError,
     StoreError,
 )
-from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.records import (
+    ArtifactRecord,
+    CancelRecord,
+    EdgeRecord,
+    RunRecord,
+    TransitionRecord,
+)
 from sematic.storage.sql import bulk, connect, convert, migrate
 from sematic.storage.sql.bulk import BulkInsert
-from sematic.storage.sql.models import artifacts, edges, run_transitions, runs
+from sematic.storage.sql.models import artifacts, cancel_requests, edges, run_transitions, runs
 
 # Ids per IN (...) clause: well below the bound-parameter limits of SQLite and PostgreSQL.
 _CHUNK = 500
@@ -242,6 +249,39 @@ class SqlMetadataStore:
         )
         rows = self._rows(query)
         return None if not rows else str(rows[0]["output"])
+
+    def changed_runs(
+        self, *, since: float, root_id: str | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        """Runs updated after ``since``, oldest change first: of one pipeline, or roots only."""
+        where = [runs.c.updated_at > since]
+        where.append(runs.c.root_id == root_id if root_id else runs.c.id == runs.c.root_id)
+        query = select(runs).where(*where).order_by(runs.c.updated_at, runs.c.id).limit(limit)
+        return [convert.run_record(row) for row in self._rows(query)]
+
+    def request_cancel(self, root_id: str, reason: str) -> None:
+        """Ask the resolver of the pipeline ``root_id`` to cancel it (replaces an older ask)."""
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        statement = dialect_insert(cancel_requests)
+        statement = statement.on_conflict_do_update(
+            index_elements=[cancel_requests.c.root_id],
+            set_={
+                "reason": statement.excluded.reason,
+                "requested_at": statement.excluded.requested_at,
+            },
+        )
+        row = {"root_id": root_id, "reason": reason, "requested_at": time.time()}
+        with self._errors("write to"), self._engine.begin() as conn:
+            conn.execute(statement, [row])
+
+    def cancel_request(self, root_id: str) -> CancelRecord | None:
+        """The latest request to cancel the pipeline ``root_id``, if any was made."""
+        query = select(cancel_requests).where(cancel_requests.c.root_id == root_id)
+        rows = self._rows(query)
+        if not rows:
+            return None
+        row = rows[0]
+        return CancelRecord(str(row["root_id"]), str(row["reason"]), float(row["requested_at"]))
 
     def _run_conditions(
         self, *, status: str | None, name: str | None, tag: str | None, root_only: bool
