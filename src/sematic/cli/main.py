@@ -67,6 +67,7 @@ def _register() -> None:
         server_control.server,
         runs.runs,
         runs.logs,
+        runs.cancel,
         pipelines.run,
         pipelines.rerun,
         scaffold.new,

@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from sematic.cli.errors import CliError
-
-if TYPE_CHECKING:
-    from sematic.core.future import Future
-    from sematic.resolvers.settings import LocalSettings
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -35,28 +31,6 @@ def run(script: Path, args: tuple[str, ...]) -> None:
         sys.path[:] = saved_path
 
 
-def _rebuild(settings: LocalSettings, run_id: str, start: str | None) -> tuple[Future, str]:
-    """The future of RUN_ID's pipeline called again with its recorded inputs, and the run
-    to rerun from (``start``, or the root).
-
-    The inputs are read back as ``LocalResolver.resume`` reads them (each payload verified
-    against its artifact id).
-    """
-    from sematic.resolvers.local import rebuild_pipeline
-    from sematic.storage.sql import SqlMetadataStore
-
-    with SqlMetadataStore(settings.database_url) as metadata:
-        root = metadata.get_run(metadata.get_run(run_id).root_id)
-        if start is not None and metadata.get_run(start).root_id != root.id:
-            raise CliError(f"run {start} is not part of the pipeline {root.id}")
-    if root.function_path.rpartition(".")[0] in ("__main__", "__mp_main__"):
-        raise CliError(
-            f"{root.name} was defined in a script run as __main__ and cannot be imported "
-            "again; move it into a module to rerun it from the command line"
-        )
-    return rebuild_pipeline(root.id, settings), start or root.id
-
-
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
@@ -70,19 +44,25 @@ def _show(value: Any) -> str:
     metavar="RUN_ID",
     help="Execute this run and everything downstream again (default: the whole pipeline).",
 )
-def rerun(run_id: str, from_run: str | None) -> None:
+@click.option("--root-id", default=None, hidden=True, help="The id the new root run gets.")
+def rerun(run_id: str, from_run: str | None, root_id: str | None) -> None:
     """Run the pipeline of RUN_ID again with its recorded inputs.
 
     Every recorded output not downstream of --from is reused. The pipeline's module is
     imported from the current directory or the installed packages.
     """
     from sematic.resolvers.local import LocalResolver
+    from sematic.resolvers.rerun import RUN_ID, prepare_rerun
     from sematic.resolvers.settings import LocalSettings
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules import
     settings = LocalSettings.from_environment()
-    future, start = _rebuild(settings, run_id, from_run)
+    future, start = prepare_rerun(settings, run_id, from_run)
+    if root_id is not None:
+        if not RUN_ID.fullmatch(root_id):
+            raise CliError(f"--root-id takes 32 lowercase hex digits, not {root_id!r}")
+        future.id = root_id
     value = LocalResolver(rerun_from=start, settings=settings).resolve(future)
     click.echo(f"new root run: {future.id}")
     click.echo(_show(value))

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sematic.cli.errors import CliError
+
 if TYPE_CHECKING:
     from sematic.core.records import RunRecord
     from sematic.storage.sql import SqlMetadataStore
@@ -92,16 +94,72 @@ def _copy_new(log: Path, position: int) -> int:
 )
 def logs(run_id: str, follow: bool) -> None:
     """Print what the run RUN_ID printed (its log file)."""
+    from sematic.resolvers.liveness import Resolver, resolver_of
     from sematic.resolvers.settings import LocalSettings
 
-    log = LocalSettings.from_environment().log_path(run_id)
+    settings = LocalSettings.from_environment()
+    log = settings.log_path(run_id)
     with _store() as metadata:
-        state = metadata.get_run(run_id).state  # an unknown id is a clear error
+        run = metadata.get_run(run_id)  # an unknown id is a clear error
+        state = run.state
         position = _copy_new(log, 0)
         while follow and state not in TERMINAL_STATES:
             time.sleep(FOLLOW_POLL_S)
             state = metadata.get_run(run_id).state
             position = _copy_new(log, position)
+            if state not in TERMINAL_STATES and resolver_of(settings, run.root_id) is Resolver.GONE:
+                position = _copy_new(log, position)
+                raise CliError(
+                    f"the process resolving this pipeline was killed; run {run_id} stays "
+                    f"{state} (mark it canceled with `sematic cancel --force {run.root_id}`)"
+                )
         position = _copy_new(log, position)
     if position == 0:
         click.echo(f"(run {run_id} has printed nothing; state {state})", err=True)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--wait",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the pipeline to stop (0: return at once).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Mark unfinished runs CANCELED now, for a pipeline whose resolver is gone.",
+)
+def cancel(run_id: str, wait: float, force: bool) -> None:
+    """Cancel the pipeline RUN_ID belongs to: its resolver stops its workers and marks every
+    unfinished run CANCELED.
+
+    If the process resolving it was killed (on this machine), the runs are marked CANCELED
+    here at once.
+    """
+    from sematic.resolvers.cancel import force_cancel, is_finished, request_cancel
+    from sematic.resolvers.liveness import Resolver, resolver_of
+    from sematic.resolvers.settings import LocalSettings
+
+    settings = LocalSettings.from_environment()
+    with _store() as metadata:
+        root = request_cancel(metadata, run_id, "canceled with `sematic cancel`")
+        if force or resolver_of(settings, root.id) is Resolver.GONE:
+            count = force_cancel(metadata, root.id, "canceled with `sematic cancel`")
+            click.echo(f"{root.name} ({root.id}): {count} unfinished runs marked CANCELED")
+            return
+        click.echo(f"{root.name} ({root.id}): cancel requested")
+        deadline = time.monotonic() + wait
+        while wait and time.monotonic() < deadline:
+            root = metadata.get_run(root.id)
+            if is_finished(root):
+                click.echo(f"{root.name} ({root.id}): {root.state}")
+                return
+            time.sleep(FOLLOW_POLL_S)
+    if wait:
+        raise CliError(
+            f"the pipeline {root.id} did not stop within {wait:g}s; is the process resolving it "
+            f"still running? `sematic cancel --force {root.id}` marks its runs CANCELED"
+        )

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """In the child, before exec: be killed when the process that started us dies (Linux)."""
+
+    def set_death_signal() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the prctl
+            os._exit(1)
+
+    return set_death_signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +41,9 @@ class ProcessPool:
     """Runs commands as subprocesses, each with its output going to its own log file.
 
     Every process is started in its own session, so ``kill`` stops it and its children,
-    and ``close`` stops whatever is still running (by PID, never by name).
+    and ``close`` stops whatever is still running (by PID, never by name). On Linux a
+    worker is also killed by the kernel if this process dies (SIGKILL included), so no
+    orphan outlives a killed resolver.
     """
 
     def __init__(self, *, poll_interval: float = 0.005) -> None:
@@ -47,6 +66,7 @@ class ProcessPool:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         self._running[key] = process
         self._logs[key] = log

@@ -12,6 +12,7 @@ from sematic.core.loading import load_function
 from sematic.core.ports import RunObserver
 from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
+from sematic.resolvers.liveness import resolving
 from sematic.resolvers.local_executor import LocalExecutor
 from sematic.resolvers.progress import ProgressDisplay, wants_progress
 from sematic.resolvers.recording import RunRecorder
@@ -129,7 +130,8 @@ class LocalResolver:
             observers.append(display)
         outcome = "failed"
         try:
-            value = run_pipeline(future, executor, observers)
+            with resolving(settings, future.id):
+                value = run_pipeline(future, executor, observers)
             outcome = "resolved"
             return value
         except (PipelineCanceledError, KeyboardInterrupt):
