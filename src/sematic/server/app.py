@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import sematic
 from sematic.core.engine import State
@@ -43,6 +44,7 @@ STATES = frozenset(state.value for state in State)
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+_UI = Path(__file__).parent / "ui"
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -229,6 +231,9 @@ def create_app(
         Route(f"{PREFIX}/runs/{{run_id}}/logs", api.logs, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
+        # The web UI: static files (no build step), index.html at "/".
+        Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
+        Mount("/ui", app=StaticFiles(directory=_UI), name="ui"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Response]] = {
         HTTPException: _http_error,

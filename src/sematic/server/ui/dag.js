@@ -1,0 +1,354 @@
+// A pipeline's runs as a DAG: the model (runs, nesting, data edges), a layered layout
+// (longest-path layers, barycenter ordering sweeps) done per nesting level, and the SVG
+// markup, built as one string so that a graph of 1,000 runs is one DOM update.
+//
+// Nesting: a run with children is either collapsed (one node) or expanded (a box holding
+// its children, laid out recursively in its place). An edge between two runs is drawn
+// between their nearest visible ancestors; within one box, it orders the box's children.
+
+import { escape, TERMINAL } from "./util.js";
+
+export const NODE_W = 188;
+export const NODE_H = 50;
+const GAP_X = 22;
+const GAP_Y = 46;
+const PAD = 14;
+const HEADER = 50;
+const MARGIN = 16;
+const MAX_ROW = 40; // a layer wider than this wraps onto several rows
+const SWEEPS = 4;
+export const BIG_GRAPH = 200;
+
+function byCreation(a, b) {
+  return a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+export class RunGraph {
+  constructor(data) {
+    this.rootId = data.root_id;
+    this.runs = new Map(data.runs.map((run) => [run.id, run]));
+    this.artifacts = new Map((data.artifacts || []).map((a) => [a.id, a]));
+    this.edges = data.edges || [];
+    this.index();
+  }
+
+  index() {
+    this.children = new Map();
+    const ordered = [...this.runs.values()].sort(byCreation);
+    for (const run of ordered) {
+      if (run.parent_id && this.runs.has(run.parent_id)) {
+        let list = this.children.get(run.parent_id);
+        if (!list) this.children.set(run.parent_id, (list = []));
+        list.push(run.id);
+      }
+    }
+    // Within the box of their lowest common ancestor, an edge orders two siblings.
+    this.clusterEdges = new Map();
+    this.dataEdges = [];
+    const seenCluster = new Set();
+    const seenData = new Set();
+    for (const edge of this.edges) {
+      const source = edge.source_run_id;
+      const destination = edge.destination_run_id;
+      if (!source || !destination || !this.runs.has(source) || !this.runs.has(destination)) continue;
+      const pair = this.siblingsUnder(source, destination);
+      if (!pair) continue;
+      const [ancestor, from, to] = pair;
+      const key = `${from}>${to}`;
+      if (!seenCluster.has(key)) {
+        seenCluster.add(key);
+        let list = this.clusterEdges.get(ancestor);
+        if (!list) this.clusterEdges.set(ancestor, (list = []));
+        list.push([from, to]);
+      }
+      const dataKey = `${source}>${destination}`;
+      if (!seenData.has(dataKey)) {
+        seenData.add(dataKey);
+        this.dataEdges.push([source, destination]);
+      }
+    }
+  }
+
+  parentOf(id) {
+    const parent = this.runs.get(id)?.parent_id;
+    return parent && this.runs.has(parent) ? parent : null;
+  }
+
+  // [lowest common ancestor, its child above source, its child above destination], or null
+  // when one run contains the other.
+  siblingsUnder(source, destination) {
+    const below = new Map(); // ancestor of source -> its child on the way to source
+    let previous = null;
+    for (let id = source; id !== null; id = this.parentOf(id)) {
+      below.set(id, previous);
+      previous = id;
+    }
+    if (below.has(destination)) return null;
+    previous = destination;
+    for (let id = this.parentOf(destination); id !== null; id = this.parentOf(id)) {
+      if (below.has(id)) {
+        const from = below.get(id);
+        return from === null ? null : [id, from, previous];
+      }
+      previous = id;
+    }
+    return null;
+  }
+
+  hasChildren(id) {
+    return this.children.has(id);
+  }
+
+  descendantCount(id) {
+    let count = 0;
+    const stack = [...(this.children.get(id) || [])];
+    while (stack.length) {
+      const next = stack.pop();
+      count += 1;
+      stack.push(...(this.children.get(next) || []));
+    }
+    return count;
+  }
+
+  ancestors(id) {
+    const result = [];
+    for (let parent = this.parentOf(id); parent !== null; parent = this.parentOf(parent)) {
+      result.push(parent);
+    }
+    return result;
+  }
+
+  // Applies runs from the events stream; returns {changed: [ids], added: bool}.
+  update(runs) {
+    const changed = [];
+    let added = false;
+    for (const run of runs) {
+      if (run.root_id !== this.rootId) continue;
+      const known = this.runs.get(run.id);
+      if (!known) added = true;
+      else if (known.updated_at > run.updated_at) continue;
+      this.runs.set(run.id, run);
+      if (known) changed.push(run.id);
+    }
+    return { changed, added };
+  }
+}
+
+// The default: the root expanded; the rest expanded too unless the graph is big.
+export function defaultExpanded(graph, id) {
+  return id === graph.rootId || graph.runs.size <= BIG_GRAPH;
+}
+
+// Orders the nodes of a layered graph: a few barycenter sweeps, down then up.
+function orderLayers(layers, predecessors, successors) {
+  const position = new Map();
+  for (const layer of layers) layer.forEach((id, i) => position.set(id, (i + 0.5) / layer.length));
+  const sweep = (layer, neighbours) => {
+    const keys = new Map();
+    for (const id of layer) {
+      const around = neighbours.get(id);
+      if (around && around.length) {
+        let sum = 0;
+        for (const other of around) sum += position.get(other);
+        keys.set(id, sum / around.length);
+      } else {
+        keys.set(id, position.get(id));
+      }
+    }
+    layer.sort((a, b) => keys.get(a) - keys.get(b) || position.get(a) - position.get(b));
+    layer.forEach((id, i) => position.set(id, (i + 0.5) / layer.length));
+  };
+  for (let pass = 0; pass < SWEEPS; pass += 1) {
+    if (pass % 2 === 0) for (let i = 1; i < layers.length; i += 1) sweep(layers[i], predecessors);
+    else for (let i = layers.length - 2; i >= 0; i -= 1) sweep(layers[i], successors);
+  }
+}
+
+// Lays out `ids` (siblings) with the edges between them; sizes come from nested layouts.
+function placeLevel(graph, parentId, ids, isOpen) {
+  const items = new Map();
+  for (const id of ids) {
+    if (isOpen(id)) {
+      const sub = placeLevel(graph, id, graph.children.get(id), isOpen);
+      items.set(id, { id, open: true, sub, w: Math.max(sub.width + 2 * PAD, NODE_W), h: sub.height + HEADER + PAD });
+    } else {
+      items.set(id, { id, open: false, w: NODE_W, h: NODE_H });
+    }
+  }
+  // Longest-path layers (Kahn's algorithm, in creation order).
+  const predecessors = new Map();
+  const successors = new Map();
+  const indegree = new Map(ids.map((id) => [id, 0]));
+  for (const [from, to] of graph.clusterEdges.get(parentId) || []) {
+    if (!items.has(from) || !items.has(to)) continue;
+    if (!successors.has(from)) successors.set(from, []);
+    if (!predecessors.has(to)) predecessors.set(to, []);
+    successors.get(from).push(to);
+    predecessors.get(to).push(from);
+    indegree.set(to, indegree.get(to) + 1);
+  }
+  const layerOf = new Map();
+  const queue = ids.filter((id) => indegree.get(id) === 0);
+  for (const id of queue) layerOf.set(id, 0);
+  for (let head = 0; head < queue.length; head += 1) {
+    const id = queue[head];
+    for (const next of successors.get(id) || []) {
+      layerOf.set(next, Math.max(layerOf.get(next) ?? 0, layerOf.get(id) + 1));
+      indegree.set(next, indegree.get(next) - 1);
+      if (indegree.get(next) === 0) queue.push(next);
+    }
+  }
+  let deepest = 0;
+  for (const layer of layerOf.values()) deepest = Math.max(deepest, layer);
+  for (const id of ids) if (!layerOf.has(id)) layerOf.set(id, deepest + 1); // a cycle: should not happen
+  const layers = [];
+  for (const id of ids) {
+    const layer = layerOf.get(id);
+    while (layers.length <= layer) layers.push([]);
+    layers[layer].push(id);
+  }
+  orderLayers(layers, predecessors, successors);
+
+  // Coordinates: rows top to bottom, each row centered.
+  const rows = [];
+  for (const layer of layers) {
+    for (let start = 0; start < layer.length; start += MAX_ROW) rows.push(layer.slice(start, start + MAX_ROW));
+  }
+  const widths = rows.map((row) => row.reduce((sum, id) => sum + items.get(id).w, 0) + GAP_X * (row.length - 1));
+  const width = Math.max(0, ...widths);
+  let y = 0;
+  const placed = [];
+  rows.forEach((row, r) => {
+    let x = (width - widths[r]) / 2;
+    let tallest = 0;
+    for (const id of row) {
+      const item = items.get(id);
+      item.x = x;
+      item.y = y;
+      x += item.w + GAP_X;
+      tallest = Math.max(tallest, item.h);
+      placed.push(item);
+    }
+    y += tallest + GAP_Y;
+  });
+  return { width, height: Math.max(0, y - GAP_Y), items: placed };
+}
+
+// Positions of every visible run: {boxes: Map id -> {x, y, w, h, open}, visible: Map run
+// id -> id of the node or box that shows it, edges: [[from, to]], width, height}.
+export function layout(graph, isExpanded) {
+  const isOpen = (id) => graph.hasChildren(id) && isExpanded(id);
+  const boxes = new Map();
+  const top = placeLevel(graph, null, [graph.rootId], isOpen);
+  const assign = (level, ox, oy) => {
+    for (const item of level.items) {
+      const x = ox + item.x;
+      const y = oy + item.y;
+      boxes.set(item.id, { x, y, w: item.w, h: item.h, open: item.open });
+      if (item.open) assign(item.sub, x + (item.w - item.sub.width) / 2, y + HEADER);
+    }
+  };
+  assign(top, MARGIN, MARGIN);
+
+  const visible = new Map([[graph.rootId, graph.rootId]]);
+  const stack = [graph.rootId];
+  while (stack.length) {
+    const id = stack.pop();
+    const shownBy = visible.get(id);
+    for (const child of graph.children.get(id) || []) {
+      visible.set(child, shownBy === id && isOpen(id) ? child : shownBy);
+      stack.push(child);
+    }
+  }
+  const edges = [];
+  const seen = new Set();
+  for (const [source, destination] of graph.dataEdges) {
+    const from = visible.get(source);
+    const to = visible.get(destination);
+    if (!from || !to || from === to) continue;
+    const key = `${from}>${to}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    edges.push([from, to]);
+  }
+  return { boxes, visible, edges, width: top.width + 2 * MARGIN, height: top.height + 2 * MARGIN };
+}
+
+function truncate(text, room) {
+  const chars = Math.max(4, Math.floor(room / 7.4));
+  return text.length <= chars ? text : `${text.slice(0, chars - 1)}…`;
+}
+
+export function metaText(graph, run) {
+  const parts = [run.state];
+  if (run.cache_hit) parts.push("cached");
+  if (!run.inline) parts.push("worker");
+  const count = graph.hasChildren(run.id) ? graph.children.get(run.id).length : 0;
+  if (count) parts.push(`${count} nested`);
+  return parts.join(" · ");
+}
+
+export function nodeClass(run, kind, selected) {
+  const live = TERMINAL.has(run.state) ? "" : " running";
+  return `${kind} state-${run.state}${live}${selected ? " selected" : ""}`;
+}
+
+function toggleMarkup(id, open, x) {
+  return (
+    `<g class="toggle" data-toggle="${id}" transform="translate(${x},9)">` +
+    `<title>${open ? "Collapse" : "Expand"} nested runs</title>` +
+    `<rect width="22" height="22" rx="5"/><text x="11" y="16">${open ? "−" : "+"}</text></g>`
+  );
+}
+
+// The whole SVG content for a layout, as one string.
+export function svgMarkup(graph, lay, selectedId) {
+  const parts = [
+    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" ' +
+      'markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z"/></marker></defs>',
+  ];
+  const clusters = [];
+  const nodes = [];
+  for (const [id, box] of lay.boxes) {
+    const run = graph.runs.get(id);
+    const name = escape(run.name);
+    const x = Math.round(box.x);
+    const y = Math.round(box.y);
+    const title = `<title>${name} — ${escape(run.state)}</title>`;
+    const meta = escape(metaText(graph, run));
+    if (box.open) {
+      clusters.push(
+        `<g class="${nodeClass(run, "cluster", id === selectedId)}" data-run="${id}" transform="translate(${x},${y})">` +
+          `${title}<rect class="frame" width="${box.w}" height="${box.h}" rx="10"/>` +
+          `<text class="name" x="14" y="21">${escape(truncate(run.name, box.w - 56))}</text>` +
+          `<text class="meta" x="14" y="38">${meta}</text>` +
+          `${toggleMarkup(id, true, box.w - 32)}</g>`,
+      );
+    } else {
+      const toggle = graph.hasChildren(id);
+      nodes.push(
+        `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" transform="translate(${x},${y})">` +
+          `${title}<rect class="body" width="${NODE_W}" height="${NODE_H}" rx="8"/>` +
+          `<rect class="band" width="5" height="${NODE_H - 16}" x="0" y="8" rx="2"/>` +
+          `<text class="name" x="14" y="21">${escape(truncate(run.name, NODE_W - (toggle ? 50 : 24)))}</text>` +
+          `<text class="meta" x="14" y="39">${meta}</text>` +
+          `${toggle ? toggleMarkup(id, false, NODE_W - 32) : ""}</g>`,
+      );
+    }
+  }
+  const edges = [];
+  for (const [from, to] of lay.edges) {
+    const a = lay.boxes.get(from);
+    const b = lay.boxes.get(to);
+    const sx = Math.round(a.x + a.w / 2);
+    const sy = Math.round(a.y + a.h);
+    const tx = Math.round(b.x + b.w / 2);
+    const ty = Math.round(b.y) - 2;
+    const bend = Math.max(18, Math.abs(ty - sy) / 2);
+    edges.push(
+      `<path class="edge" data-from="${from}" data-to="${to}" d="M${sx},${sy}C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}"/>`,
+    );
+  }
+  parts.push(clusters.join(""), `<g class="edges">${edges.join("")}</g>`, nodes.join(""));
+  return parts.join("");
+}

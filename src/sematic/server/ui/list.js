@@ -1,0 +1,262 @@
+// The pipelines page (#/): the latest run of each pipeline, or (#/?pipeline=NAME) every run
+// of one pipeline; filtered by name and status, paginated, live through the events stream.
+
+import { getJSON, subscribe } from "./api.js";
+import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, shortId, stateBadge, tagChips } from "./util.js";
+
+const PAGE_SIZE = 20;
+const FETCH_LIMIT = 500; // the API's largest page
+const MAX_ROOTS = 10000; // root runs read to group pipelines by name
+const STATES = ["CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"];
+
+export function showPipelines(main, params) {
+  const filters = {
+    q: params.get("q") || "",
+    status: params.get("status") || "",
+    pipeline: params.get("pipeline") || "",
+    page: Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1),
+  };
+  const grouped = !filters.pipeline;
+  let disposed = false;
+  let unsubscribe = null;
+  let roots = new Map(); // grouped: every root run read; history: the current page
+  let total = 0;
+  let truncated = false;
+  let loaded = false;
+  const timers = [];
+
+  document.title = grouped ? "Pipelines · Sematic" : `${filters.pipeline} · Sematic`;
+  const body = h("tbody", {});
+  const summary = h("span", { class: "muted count" });
+  const pager = h("div", { class: "pager" });
+  const notice = h("div", { class: "notice" });
+  const search = h("input", {
+    type: "search",
+    name: "q",
+    placeholder: grouped ? "Filter by name" : "",
+    value: filters.q,
+    "aria-label": "Filter by name",
+    hidden: !grouped,
+    oninput: () => {
+      filters.q = search.value;
+      filters.page = 1;
+      remember();
+      render();
+    },
+  });
+  const status = h(
+    "select",
+    {
+      name: "status",
+      "aria-label": "Filter by status",
+      onchange: () => {
+        filters.status = status.value;
+        filters.page = 1;
+        remember();
+        if (grouped) render();
+        else load();
+      },
+    },
+    h("option", { value: "" }, "Any status"),
+    STATES.map((state) => h("option", { value: state, selected: state === filters.status }, state)),
+  );
+
+  main.replaceChildren(
+    h(
+      "section",
+      { class: "list-page" },
+      h(
+        "div",
+        { class: "page-head" },
+        grouped
+          ? h("h1", {}, "Pipelines")
+          : h("h1", {}, h("a", { href: "#/", class: "back", title: "All pipelines" }, "←"), "Runs of ", h("code", {}, filters.pipeline)),
+        summary,
+      ),
+      h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, search, status),
+      notice,
+      h(
+        "table",
+        { class: "runs" },
+        h(
+          "thead",
+          {},
+          h("tr", {}, ["Pipeline", "Status", "Started", "Duration", "Tags", grouped ? "Runs" : "Run id"].map((t) => h("th", {}, t))),
+        ),
+        body,
+      ),
+      pager,
+    ),
+  );
+
+  function remember() {
+    const hash = hashOf("/", {
+      pipeline: filters.pipeline,
+      q: grouped ? filters.q : "",
+      status: filters.status,
+      page: filters.page > 1 ? filters.page : "",
+    });
+    history.replaceState(null, "", hash);
+  }
+
+  // Grouped view: the newest root run of each name, with how many runs the name has.
+  function groups() {
+    const latest = new Map();
+    const counts = new Map();
+    for (const run of roots.values()) {
+      counts.set(run.name, (counts.get(run.name) || 0) + 1);
+      const known = latest.get(run.name);
+      if (!known || run.created_at > known.created_at || (run.created_at === known.created_at && run.id < known.id)) {
+        latest.set(run.name, run);
+      }
+    }
+    const needle = filters.q.trim().toLowerCase();
+    const rows = [...latest.values()]
+      .filter((run) => !needle || run.name.toLowerCase().includes(needle))
+      .filter((run) => !filters.status || run.state === filters.status)
+      .sort((a, b) => b.created_at - a.created_at);
+    return { rows, counts };
+  }
+
+  function row(run, count) {
+    return h(
+      "tr",
+      { "data-run": run.id, "data-name": run.name },
+      h(
+        "td",
+        {},
+        h("a", { href: hashOf(`/runs/${run.id}`), class: "run-link" }, run.name),
+        h("div", { class: "muted small" }, run.function_path),
+      ),
+      h("td", {}, stateBadge(run.state)),
+      h("td", {}, formatTime(run.started_at ?? run.created_at)),
+      h("td", { "data-duration": run.id }, duration(run)),
+      h("td", {}, tagChips(run.tags)),
+      grouped
+        ? h("td", {}, h("a", { href: hashOf("/", { pipeline: run.name }), class: "muted" }, `${count} run${count === 1 ? "" : "s"}`))
+        : h("td", {}, h("code", { class: "muted" }, shortId(run.id))),
+    );
+  }
+
+  function render() {
+    if (!loaded) return;
+    let rows;
+    let count;
+    let counts = new Map();
+    if (grouped) {
+      const grouping = groups();
+      counts = grouping.counts;
+      count = grouping.rows.length;
+      const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
+      filters.page = Math.min(filters.page, pages);
+      rows = grouping.rows.slice((filters.page - 1) * PAGE_SIZE, filters.page * PAGE_SIZE);
+      summary.textContent = `${count} pipeline${count === 1 ? "" : "s"}`;
+    } else {
+      rows = [...roots.values()].sort((a, b) => b.created_at - a.created_at);
+      count = total;
+      summary.textContent = `${count} run${count === 1 ? "" : "s"}`;
+    }
+    notice.textContent = truncated ? `Grouped from the latest ${MAX_ROOTS.toLocaleString()} pipeline runs.` : "";
+    if (!rows.length) {
+      const filtered = filters.q || filters.status;
+      const text = filtered ? "No pipeline matches these filters." : "No pipelines recorded yet: run one with LocalResolver and it appears here.";
+      body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "6" }, text)));
+    } else {
+      body.replaceChildren(...rows.map((run) => row(run, counts.get(run.name) || 1)));
+    }
+    const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
+    const go = (page) => () => {
+      filters.page = page;
+      remember();
+      if (grouped) render();
+      else load();
+    };
+    pager.replaceChildren(
+      h("button", { type: "button", class: "button small", disabled: filters.page <= 1, onclick: go(filters.page - 1), "data-action": "previous" }, "‹ Previous"),
+      h("span", { class: "muted" }, `page ${filters.page} of ${pages}`),
+      h("button", { type: "button", class: "button small", disabled: filters.page >= pages, onclick: go(filters.page + 1), "data-action": "next" }, "Next ›"),
+    );
+  }
+
+  async function load() {
+    try {
+      if (grouped) {
+        const found = new Map();
+        let offset = 0;
+        for (;;) {
+          const page = await getJSON(`/runs?root_only=true&limit=${FETCH_LIMIT}&offset=${offset}`);
+          for (const run of page.runs) found.set(run.id, run);
+          offset += page.runs.length;
+          truncated = offset < page.total && offset >= MAX_ROOTS;
+          if (!page.runs.length || offset >= page.total || offset >= MAX_ROOTS) break;
+        }
+        if (disposed) return;
+        roots = found;
+      } else {
+        const query = new URLSearchParams({
+          root_only: "true",
+          name: filters.pipeline,
+          limit: String(PAGE_SIZE),
+          offset: String((filters.page - 1) * PAGE_SIZE),
+        });
+        if (filters.status) query.set("status", filters.status);
+        const page = await getJSON(`/runs?${query}`);
+        if (disposed) return;
+        roots = new Map(page.runs.map((run) => [run.id, run]));
+        total = page.total;
+      }
+      loaded = true;
+      render();
+    } catch (error) {
+      if (!disposed) body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "6", class: "error" }, `Could not list the runs: ${error.message}`)));
+    }
+  }
+
+  const reload = debounce(load, 800);
+
+  function onRuns(runs) {
+    let changed = false;
+    for (const run of runs) {
+      if (run.parent_id) continue;
+      const known = roots.get(run.id);
+      if (known && known.updated_at > run.updated_at) continue;
+      if (grouped) {
+        roots.set(run.id, run);
+        changed = true;
+      } else if (known) {
+        roots.set(run.id, run);
+        changed = true;
+      } else if (run.name === filters.pipeline) {
+        reload(); // a new run of this pipeline: the page's content shifts
+      }
+    }
+    if (changed) render();
+  }
+
+  (async () => {
+    await load();
+    if (disposed) return;
+    let since = 0;
+    for (const run of roots.values()) since = Math.max(since, run.updated_at);
+    unsubscribe = subscribe({ since: since ? since - 2 : 0, onRuns, onStatus: setLive });
+  })();
+
+  timers.push(
+    setInterval(() => {
+      for (const cell of body.querySelectorAll("[data-duration]")) {
+        const run = roots.get(cell.dataset.duration);
+        if (run && !isFinished(run)) cell.textContent = duration(run);
+      }
+    }, 1000),
+  );
+
+  return {
+    dispose() {
+      disposed = true;
+      reload.cancel();
+      unsubscribe?.();
+      for (const timer of timers) clearInterval(timer);
+      setLive(null);
+    },
+  };
+}

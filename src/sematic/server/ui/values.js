@@ -1,0 +1,218 @@
+// Renders an artifact's summary (the JSON preview the server stores; see
+// sematic/storage/serialization/_summary.py) as readable HTML, by its shape.
+
+import { h } from "./util.js";
+
+const MAX_DEPTH = 8;
+
+function hasKeys(value, keys) {
+  return keys.every((key) => Object.prototype.hasOwnProperty.call(value, key));
+}
+
+function keysAre(value, keys, optional = []) {
+  const names = Object.keys(value);
+  return hasKeys(value, keys) && names.every((k) => keys.includes(k) || optional.includes(k));
+}
+
+function isScalar(value) {
+  return value === null || ["string", "number", "boolean"].includes(typeof value);
+}
+
+// The last line of a type key ("sematic-artifact/1\njson\nint" -> "int").
+export function typeName(typeDescription) {
+  if (!typeDescription) return "";
+  if (typeDescription.type) return String(typeDescription.type);
+  const key = String(typeDescription.type_key || "");
+  return key.split("\n").pop();
+}
+
+function scalar(value, floatType, nested) {
+  if (value === null) return h("span", { class: "v-none" }, "None");
+  if (typeof value === "boolean") return h("span", { class: "v-bool" }, value ? "True" : "False");
+  if (typeof value === "number") {
+    const text = floatType && Number.isInteger(value) ? value.toFixed(1) : String(value);
+    return h("span", { class: "v-num" }, text);
+  }
+  return h("span", { class: nested ? "v-str quoted" : "v-str" }, value);
+}
+
+function more(shown, length, what) {
+  return h("div", { class: "v-more" }, `showing ${shown} of ${length.toLocaleString()} ${what}`);
+}
+
+function table(head, rows, className) {
+  return h(
+    "table",
+    { class: `v-table ${className || ""}` },
+    head ? h("thead", {}, h("tr", {}, head.map((cell) => h("th", {}, cell)))) : null,
+    h(
+      "tbody",
+      {},
+      rows.map((row) => h("tr", {}, row.map((cell, i) => h(i === 0 && !head ? "th" : "td", {}, cell)))),
+    ),
+  );
+}
+
+function list(items, depth) {
+  if (items.every(isScalar) && items.length <= 20) {
+    const parts = [];
+    items.forEach((item, i) => {
+      if (i) parts.push(", ");
+      parts.push(scalar(item, false, true));
+    });
+    return h("span", { class: "v-inline" }, "[", parts, "]");
+  }
+  return h(
+    "ol",
+    { class: "v-list", start: "0" },
+    items.map((item) => h("li", {}, render(item, depth + 1, true))),
+  );
+}
+
+function mapping(object, depth) {
+  const entries = Object.entries(object);
+  if (!entries.length) return h("span", { class: "v-inline" }, "{}");
+  return table(
+    null,
+    entries.map(([key, value]) => [key, render(value, depth + 1, true)]),
+    "v-mapping",
+  );
+}
+
+function frame(value, depth) {
+  const [rows, columns] = value.shape;
+  const head = ["", ...value.columns.map((c) => h("span", {}, c, h("small", {}, value.dtypes?.[c] || "")))];
+  const body = value.head.map((row, i) => [
+    h("span", { class: "v-index" }, String(value.index[i])),
+    ...row.map((cell) => render(cell, depth + 1, false)),
+  ]);
+  return h(
+    "div",
+    { class: "v-frame" },
+    h("div", { class: "v-caption" }, `DataFrame · ${rows.toLocaleString()} rows × ${columns} columns`),
+    table(head, body, "v-dataframe"),
+    rows > value.head.length ? more(value.head.length, rows, "rows") : null,
+    value.truncated ? h("div", { class: "v-more" }, "some columns not shown") : null,
+  );
+}
+
+function series(value, depth) {
+  const [length] = value.shape;
+  const name = value.name === null || value.name === undefined ? "" : String(value.name);
+  const body = value.head.map((cell, i) => [
+    h("span", { class: "v-index" }, String(value.index[i])),
+    render(cell, depth + 1, false),
+  ]);
+  return h(
+    "div",
+    { class: "v-frame" },
+    h("div", { class: "v-caption" }, `Series ${name} · ${length.toLocaleString()} values · ${value.dtype}`),
+    table(["", name || "value"], body, "v-dataframe"),
+    length > value.head.length ? more(value.head.length, length, "values") : null,
+  );
+}
+
+function array(value, depth) {
+  return h(
+    "div",
+    { class: "v-array" },
+    h("div", { class: "v-caption" }, `array · shape (${value.shape.join(", ")}) · ${value.dtype}`),
+    list(value.values, depth),
+    value.size > value.values.length ? more(value.values.length, value.size, "values") : null,
+  );
+}
+
+function plotly(figure, depth) {
+  const box = h("div", { class: "v-plotly" });
+  if (window.Plotly && figure && typeof figure === "object") {
+    queueMicrotask(() => {
+      try {
+        window.Plotly.newPlot(box, figure.data || [], figure.layout || {}, { responsive: true });
+      } catch (error) {
+        box.replaceChildren(h("div", { class: "error" }, `Plotly: ${error.message}`), tree(figure, depth));
+      }
+    });
+    return box;
+  }
+  box.append(h("div", { class: "v-caption" }, "Plotly figure (JSON)"), tree(figure, depth));
+  return box;
+}
+
+// A collapsible JSON tree (<details>), for values shown as data rather than by shape.
+function tree(value, depth) {
+  if (isScalar(value)) return scalar(value, false, true);
+  if (depth > MAX_DEPTH) return h("span", { class: "v-more" }, "…");
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  const label = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
+  return h(
+    "details",
+    { class: "v-tree", open: depth < 2 },
+    h("summary", {}, label),
+    h(
+      "ul",
+      {},
+      entries.map(([key, item]) => h("li", {}, h("span", { class: "v-key" }, key), ": ", tree(item, depth + 1))),
+    ),
+  );
+}
+
+export function render(value, depth = 0, nested = false, floatType = false) {
+  if (isScalar(value)) return scalar(value, floatType, nested);
+  if (depth > MAX_DEPTH) return h("span", { class: "v-more" }, "…");
+  if (Array.isArray(value)) return list(value, depth);
+  if (typeof value !== "object") return h("span", {}, String(value));
+
+  if (keysAre(value, ["image"]) && typeof value.image === "string") {
+    if (/^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,/.test(value.image)) {
+      return h("img", { class: "v-image", src: value.image, alt: "image" });
+    }
+  }
+  if (keysAre(value, ["plotly"])) return plotly(value.plotly, depth);
+  if (keysAre(value, ["text", "length", "truncated"])) {
+    return h(
+      "div",
+      {},
+      h("span", { class: "v-str" }, value.text),
+      more(value.text.length, value.length, "characters"),
+    );
+  }
+  if (keysAre(value, ["items", "length", "truncated"])) {
+    const items = value.items;
+    const shown = Array.isArray(items) ? items.length : Object.keys(items).length;
+    return h("div", {}, render(items, depth, nested), more(shown, value.length, "items"));
+  }
+  if (keysAre(value, ["shape", "columns", "dtypes", "index", "head"], ["truncated"])) {
+    return frame(value, depth);
+  }
+  if (keysAre(value, ["shape", "name", "dtype", "index", "head"])) return series(value, depth);
+  if (keysAre(value, ["shape", "dtype", "size", "values"])) return array(value, depth);
+  if (keysAre(value, ["bytes", "hex"])) {
+    return h("span", { class: "v-bytes" }, `${value.bytes.toLocaleString()} bytes: ${value.hex}${value.bytes > 32 ? "…" : ""}`);
+  }
+  if (keysAre(value, ["class"], ["shape", "dtype"])) {
+    const extra = value.shape ? ` · shape (${value.shape.join(", ")}) · ${value.dtype}` : "";
+    return h("span", { class: "v-class" }, `<${value.class}>${extra}`);
+  }
+  return mapping(value, depth);
+}
+
+// An artifact: its type, size and id, then its value.
+export function renderArtifact(artifact, label) {
+  const type = typeName(artifact.type_description);
+  const floatType = type === "float";
+  const key = String(artifact.type_description?.type_key || "");
+  const path = key.split("\n").pop();
+  return h(
+    "div",
+    { class: "artifact", "data-artifact": artifact.id },
+    h(
+      "div",
+      { class: "artifact-head" },
+      label ? h("span", { class: "param" }, label) : null,
+      h("code", { class: "type", title: key }, type || key),
+      path && path !== type ? h("code", { class: "type-key" }, path) : null,
+      h("span", { class: "muted", title: artifact.id }, `${artifact.size.toLocaleString()} B · ${artifact.id.slice(0, 10)}`),
+    ),
+    h("div", { class: "value" }, render(artifact.summary, 0, false, floatType)),
+  );
+}
