@@ -61,6 +61,11 @@ def start_rerun(settings: LocalSettings, run_id: str, start: str | None = None) 
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=Path.cwd(),
-            env={**os.environ, "SEMATIC_HOME": str(settings.home)},
+            env={
+                **os.environ,
+                "SEMATIC_HOME": str(settings.home),
+                "SEMATIC_DATABASE_URL": settings.database_url,
+                "SEMATIC_ARTIFACT_URL": settings.artifact_url,
+            },
         )
     return new_root

@@ -83,8 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             artifacts=FsspecArtifactStore(args.artifact_url),
             logs_dir=settings.logs,
             api_key=api_key,
+            rerun_settings=LocalSettings(settings.home, args.database_url, args.artifact_url),
         )
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+        # Event streams never end by themselves: give them 2 s to close on shutdown.
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
         server = uvicorn.Server(config)
 
         def stop(_signum: int, _frame: FrameType | None) -> None:

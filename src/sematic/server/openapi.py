@@ -212,12 +212,66 @@ def _operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def _steering_operations() -> dict[str, dict[str, Any]]:
+    """Cancel, rerun and live updates (see ``sematic.server.steering``), keyed by method."""
+    reason = {"type": "object", "properties": {"reason": {"type": "string"}}}
+    start = {"type": "object", "properties": {"from_run_id": _NULLABLE_STR}}
+    conflict = {"409": _json("Error", "The pipeline already finished, or cannot be rerun")}
+    return {
+        "/runs/{run_id}/cancel": {
+            "post": {
+                "summary": "Ask the resolver of this run's pipeline to cancel it.",
+                "parameters": [_RUN_ID],
+                "security": _KEYED,
+                "requestBody": {"content": {"application/json": {"schema": reason}}},
+                "responses": {
+                    "202": {"description": "Requested; the resolver stops within a second"},
+                    **_errors(400, 401, 404),
+                    **conflict,
+                },
+            }
+        },
+        "/runs/{run_id}/rerun": {
+            "post": {
+                "summary": "Run this run's pipeline again (from one run on) in the background.",
+                "parameters": [_RUN_ID],
+                "security": _KEYED,
+                "requestBody": {"content": {"application/json": {"schema": start}}},
+                "responses": {
+                    "202": {"description": "Started; the body holds the new root_id"},
+                    **_errors(400, 401, 404),
+                    **conflict,
+                },
+            }
+        },
+        "/events": {
+            "get": {
+                "summary": "Server-sent events: runs as they change (``event: runs``).",
+                "parameters": [
+                    _query("root_id", {"type": "string"}, "One pipeline (default: roots)."),
+                    _query("since", {"type": "number"}, "Changes after this time (default: now)."),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "An endless event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400),
+                },
+            }
+        },
+    }
+
+
 def document(prefix: str) -> dict[str, Any]:
     """The OpenAPI document for routes mounted under ``prefix``."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sematic API", "version": sematic.__version__},
-        "paths": {prefix + path: {"get": op} for path, op in _operations().items()},
+        "paths": {
+            **{prefix + path: {"get": op} for path, op in _operations().items()},
+            **{prefix + path: ops for path, ops in _steering_operations().items()},
+        },
         "components": {
             "schemas": _SCHEMAS,
             "securitySchemes": {
