@@ -33,7 +33,9 @@ from sematic.core.errors import (
 )
 from sematic.core.ports import ArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
+from sematic.resolvers.settings import LocalSettings
 from sematic.server import openapi
+from sematic.server.steering import Steering
 from sematic.storage.serialization import verify
 from sematic.storage.sql.store import SqlMetadataStore
 
@@ -218,9 +220,14 @@ def create_app(
     artifacts: ArtifactStore,
     logs_dir: Path,
     api_key: str | None = None,
+    rerun_settings: LocalSettings | None = None,
 ) -> Starlette:
-    """The API application. The caller owns (and closes) ``metadata``."""
+    """The API application. The caller owns (and closes) ``metadata``.
+
+    ``rerun_settings``: where reruns started from the API record (None: reruns refused).
+    """
     api = _Api(metadata, artifacts, logs_dir, api_key or None)
+    steering = Steering(metadata, api._authorize, rerun_settings)
 
     routes = [
         Route(f"{PREFIX}/health", api.health, methods=["GET"]),
@@ -231,6 +238,7 @@ def create_app(
         Route(f"{PREFIX}/runs/{{run_id}}/logs", api.logs, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
+        *steering.routes(PREFIX),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
         Mount("/ui", app=StaticFiles(directory=_UI), name="ui"),
