@@ -31,6 +31,7 @@ from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.run_logs import captured_output
 from sematic.resolvers.settings import LocalSettings
 
+
 class _Canceled(BaseException):
     """Raised in the resolver's thread to stop an inline function when a cancel arrives."""
 
