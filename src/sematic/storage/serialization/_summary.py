@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
+import io
 import itertools
+import json
 import math
 from enum import Enum
 from typing import Any
@@ -16,6 +19,8 @@ MAX_DEPTH = 6  # nesting shown before "..."
 MAX_COLUMNS = 50  # columns described for a DataFrame
 HEAD_ROWS = 10  # rows shown from a DataFrame or Series
 ARRAY_VALUES = 10  # values shown from an array
+IMAGE_PIXELS = 640  # the longest side of an image preview
+MAX_PREVIEW_BYTES = 512 * 1024  # an image or plotly preview larger than this is left out
 _BIG = 2**63
 
 
@@ -107,6 +112,12 @@ def _library_value(value: Any, depth: int) -> Any:
         return _frame(value, depth)
     if module == "pandas" and name == "Series":
         return _series(value, depth)
+    if module == "matplotlib" and name == "Figure":
+        return _figure(value)
+    if module == "PIL" and hasattr(value, "thumbnail") and hasattr(value, "save"):
+        return _image(value)
+    if module == "plotly" and name == "Figure":
+        return _plotly(value)
     if hasattr(value, "isoformat"):  # pandas.Timestamp and other date-likes
         return str(value.isoformat())
     if hasattr(value, "shape") and hasattr(value, "dtype"):  # torch, jax, ... arrays
@@ -116,6 +127,44 @@ def _library_value(value: Any, depth: int) -> Any:
             "dtype": str(value.dtype),
         }
     return _repr(value)
+
+
+def _data_url(png: bytes, kind: str, size: list[int]) -> Any:
+    if len(png) > MAX_PREVIEW_BYTES:
+        return {"class": kind, "size": size, "preview": "too large"}
+    return {
+        "class": kind,
+        "size": size,
+        "image": "data:image/png;base64," + base64.b64encode(png).decode(),
+    }
+
+
+def _figure(figure: Any) -> Any:
+    """A matplotlib figure, drawn to a PNG no wider or taller than IMAGE_PIXELS."""
+    width, height = figure.get_size_inches()
+    dpi = min(100.0, IMAGE_PIXELS / max(width, height, 0.01))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return _data_url(buffer.getvalue(), "matplotlib.Figure", [int(width * dpi), int(height * dpi)])
+
+
+def _image(image: Any) -> Any:
+    """A PIL image, shrunk to at most IMAGE_PIXELS on its longest side."""
+    preview = image.copy()
+    preview.thumbnail((IMAGE_PIXELS, IMAGE_PIXELS))
+    if preview.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        preview = preview.convert("RGBA")
+    buffer = io.BytesIO()
+    preview.save(buffer, format="PNG")
+    return _data_url(buffer.getvalue(), f"PIL.{type(image).__name__}", list(image.size))
+
+
+def _plotly(figure: Any) -> Any:
+    """A plotly figure as its JSON (data and layout), which plotly.js draws."""
+    text = figure.to_json()
+    if len(text) > MAX_PREVIEW_BYTES:
+        return {"class": "plotly.Figure", "preview": "too large"}
+    return {"class": "plotly.Figure", "plotly": json.loads(text)}
 
 
 def _array(value: Any, depth: int) -> Any:
