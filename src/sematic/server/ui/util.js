@@ -62,7 +62,7 @@ export function formatSeconds(seconds) {
 
 // How long a run took (or has been taking, while it is not finished).
 export function duration(run) {
-  const start = run.started_at ?? run.created_at;
+  const start = run.started_at;
   if (start === null || start === undefined) return "—";
   let end = run.ended_at;
   if (end === null || end === undefined) end = isFinished(run) ? run.updated_at : Date.now() / 1000;

@@ -40,6 +40,7 @@ function more(shown, length, what) {
   return h("div", { class: "v-more" }, `showing ${shown} of ${length.toLocaleString()} ${what}`);
 }
 
+// A table whose first column holds row headers (keys, or a frame's index).
 function table(head, rows, className) {
   return h(
     "table",
@@ -48,10 +49,12 @@ function table(head, rows, className) {
     h(
       "tbody",
       {},
-      rows.map((row) => h("tr", {}, row.map((cell, i) => h(i === 0 && !head ? "th" : "td", {}, cell)))),
+      rows.map((row) => h("tr", {}, row.map((cell, i) => h(i === 0 ? "th" : "td", i === 0 ? { scope: "row" } : {}, cell)))),
     ),
   );
 }
+
+const isFloat = (dtype) => /^float/.test(String(dtype || ""));
 
 function list(items, depth) {
   if (items.every(isScalar) && items.length <= 20) {
@@ -84,7 +87,7 @@ function frame(value, depth) {
   const head = ["", ...value.columns.map((c) => h("span", {}, c, h("small", {}, value.dtypes?.[c] || "")))];
   const body = value.head.map((row, i) => [
     h("span", { class: "v-index" }, String(value.index[i])),
-    ...row.map((cell) => render(cell, depth + 1, false)),
+    ...row.map((cell, j) => render(cell, depth + 1, false, isFloat(value.dtypes?.[value.columns[j]]))),
   ]);
   return h(
     "div",
@@ -101,7 +104,7 @@ function series(value, depth) {
   const name = value.name === null || value.name === undefined ? "" : String(value.name);
   const body = value.head.map((cell, i) => [
     h("span", { class: "v-index" }, String(value.index[i])),
-    render(cell, depth + 1, false),
+    render(cell, depth + 1, false, isFloat(value.dtype)),
   ]);
   return h(
     "div",
