@@ -108,9 +108,14 @@ class MetadataStore(Protocol):
 
 
 class ArtifactStore(Protocol):
-    """Keeps artifact payloads by id. ``put`` is atomic and idempotent."""
+    """Keeps artifact payloads by id. ``put`` is atomic and idempotent.
 
-    def put(self, artifact_id: str, payload: bytes) -> None: ...
+    ``type_key`` is the type key the id was computed from (sha256 of type key and bytes):
+    a store that checks what it is given against the id (the HTTP store, whose server
+    verifies before storing) needs it; stores on trusted storage ignore it.
+    """
+
+    def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None: ...
 
     def get(self, artifact_id: str) -> bytes: ...
 

@@ -34,7 +34,7 @@ from sematic.core.errors import (
 from sematic.core.ports import ArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.resolvers.settings import LocalSettings
-from sematic.server import openapi
+from sematic.server import openapi, writes
 from sematic.server.steering import Steering
 from sematic.storage.serialization import verify
 from sematic.storage.sql.store import SqlMetadataStore
@@ -239,6 +239,7 @@ def create_app(
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
         *steering.routes(PREFIX),
+        *writes.routes(PREFIX, metadata=metadata, artifacts=artifacts, authorize=api._authorize),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
         Mount("/ui", app=StaticFiles(directory=_UI), name="ui"),

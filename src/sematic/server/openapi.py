@@ -263,15 +263,133 @@ def _steering_operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def _write_operations() -> dict[str, dict[str, Any]]:
+    """The store API resolvers and workers write through (``sematic.server.writes``)."""
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    batch = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+            "transitions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "run_id": {"type": "string"},
+                        "state": {"type": "string"},
+                        "at": {"type": "number"},
+                    },
+                },
+            },
+            "artifacts": {"type": "array", "items": {"$ref": "#/components/schemas/Artifact"}},
+            "edges": {"type": "array", "items": {"$ref": "#/components/schemas/Edge"}},
+        },
+    }
+    ok = {"200": {"description": "Done", "content": {"application/json": {"schema": {}}}}}
+    refused = {"409": _json("Error", "The metadata store refused the batch; nothing written")}
+    too_large = {"413": _json("Error", "The request body is too large")}
+    type_key = {
+        "name": "X-Sematic-Type-Key",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The type key the artifact id was computed from (percent-encoded).",
+    }
+    cache_key = _path("cache_key", "A cache key (sha256 hex of a function, source, inputs).")
+    return {
+        "/write": {
+            "post": {
+                "summary": "Record runs, transitions, artifacts and edges in one transaction.",
+                "description": "Fields are validated strictly: an unknown, missing or "
+                "mistyped field is a 400 that names it. Runs are upserted by id; artifacts "
+                "and edges already recorded are left as they are.",
+                "security": _KEYED,
+                "requestBody": {"content": {"application/json": {"schema": batch}}},
+                "responses": {**ok, **_errors(400, 401, 503), **refused, **too_large},
+            }
+        },
+        "/artifacts/{artifact_id}/payload": {
+            "put": {
+                "summary": "Store an artifact's payload, once checked against its id.",
+                "description": "The id must be sha256(type key, a zero byte, body): otherwise "
+                "400 and nothing is stored. Storing the same payload again is a no-op.",
+                "parameters": [_ARTIFACT_ID, type_key],
+                "security": _KEYED,
+                "requestBody": {"content": binary},
+                "responses": {**ok, **_errors(400, 401, 503)},
+            }
+        },
+        "/payloads/{artifact_id}": {
+            "get": {
+                "summary": "An artifact store's bytes by id, recorded or not (HEAD: exists).",
+                "description": "For resolvers and workers: a payload is stored before its "
+                "artifact is recorded. The bytes are not checked here; readers verify.",
+                "parameters": [_ARTIFACT_ID],
+                "security": _KEYED,
+                "responses": {
+                    "200": {"description": "The payload", "content": binary},
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
+        "/artifacts/lookup": {
+            "post": {
+                "summary": "The recorded artifacts among up to 10,000 ids (unknown ids skipped).",
+                "security": _KEYED,
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"ids": {"type": "array"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {**ok, **_errors(400, 401, 503)},
+            }
+        },
+        "/cached-outputs/{cache_key}": {
+            "get": {
+                "summary": "The output artifact of the latest resolved run with this cache key.",
+                "parameters": [cache_key],
+                "security": _KEYED,
+                "responses": {**ok, **_errors(400, 401, 503)},
+            }
+        },
+        "/changed-runs": {
+            "get": {
+                "summary": "Runs updated after a time, oldest change first (a pipeline, or roots).",
+                "parameters": [
+                    _query("since", {"type": "number"}, "Seconds since the epoch (required)."),
+                    _query("root_id", {"type": "string"}, "One pipeline (default: roots)."),
+                    _query("limit", {"type": "integer", "maximum": 1000}, "At most this many."),
+                ],
+                "security": _KEYED,
+                "responses": {**ok, **_errors(400, 401, 503)},
+            }
+        },
+        "/runs/{run_id}/cancel": {
+            "get": {
+                "summary": "The latest request to cancel this pipeline, or null.",
+                "parameters": [_RUN_ID],
+                "security": _KEYED,
+                "responses": {**ok, **_errors(400, 401, 503)},
+            }
+        },
+    }
+
+
 def document(prefix: str) -> dict[str, Any]:
     """The OpenAPI document for routes mounted under ``prefix``."""
+    paths = {prefix + path: {"get": op} for path, op in _operations().items()}
+    for path, ops in (*_steering_operations().items(), *_write_operations().items()):
+        paths.setdefault(prefix + path, {}).update(ops)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sematic API", "version": sematic.__version__},
-        "paths": {
-            **{prefix + path: {"get": op} for path, op in _operations().items()},
-            **{prefix + path: ops for path, ops in _steering_operations().items()},
-        },
+        "paths": paths,
         "components": {
             "schemas": _SCHEMAS,
             "securitySchemes": {

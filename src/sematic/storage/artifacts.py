@@ -85,7 +85,7 @@ class FsspecArtifactStore:
     def __repr__(self) -> str:
         return f"FsspecArtifactStore({self._url!r})"
 
-    def put(self, artifact_id: str, payload: bytes) -> None:
+    def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
         _check_id(artifact_id)
         if self._root is not None:
             self._put_local(os.path.join(self._root, artifact_id[:2]), artifact_id, payload)
@@ -201,7 +201,7 @@ class InMemoryArtifactStore:
     def __len__(self) -> int:
         return len(self._payloads)
 
-    def put(self, artifact_id: str, payload: bytes) -> None:
+    def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
         with self._lock:
             self._payloads.setdefault(artifact_id, bytes(payload))
 

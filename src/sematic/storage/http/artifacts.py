@@ -1,0 +1,112 @@
+"""``ArtifactStore`` over the HTTP API: payloads go to, and come from, the server's store."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from sematic.core.errors import (
+    ArtifactCorruptedError,
+    ArtifactMissingError,
+    ConfigurationError,
+)
+from sematic.storage.http._connection import HttpConnection
+from sematic.storage.http.wire import TYPE_KEY_HEADER
+
+if TYPE_CHECKING:
+    from sematic.core.ports import ArtifactStore
+
+_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class HttpArtifactStore:
+    """Payloads kept in the artifact store of a Sematic server.
+
+    ``put`` uploads (``PUT /api/v1/artifacts/ID/payload``) with the type key the id was
+    computed from: the server checks the payload against its id before storing it, so it
+    needs the key. ``get`` and ``exists`` read the server's store directly
+    (``GET``/``HEAD /api/v1/payloads/ID``), also before the artifact is recorded.
+    """
+
+    def __init__(
+        self, url: str, api_key: str | None = None, *, connection: HttpConnection | None = None
+    ) -> None:
+        self._http = connection or HttpConnection(url, api_key)
+        self.url = self._http.url
+
+    def __repr__(self) -> str:
+        return f"HttpArtifactStore({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
+        if not _ID.fullmatch(artifact_id):
+            raise ConfigurationError(
+                f"{artifact_id!r} is not an artifact id (64 lowercase hexadecimal digits)"
+            )
+        if type_key is None:
+            raise ConfigurationError(
+                f"cannot upload artifact {artifact_id} to the Sematic server at {self.url} "
+                "without the type key its id was computed from (put(..., type_key=...))"
+            )
+
+        def refused(detail: str) -> ArtifactCorruptedError:
+            return ArtifactCorruptedError(
+                f"the Sematic server at {self.url} refused the payload of artifact "
+                f"{artifact_id}: {detail}"
+            )
+
+        self._http.request(
+            "PUT",
+            f"/artifacts/{artifact_id}/payload",
+            doing=f"store artifact {artifact_id}",
+            idempotent=True,  # content-addressed: the same bytes under the same id
+            content=payload,
+            headers={
+                "Content-Type": "application/octet-stream",
+                TYPE_KEY_HEADER: quote(type_key, safe=""),
+            },
+            errors={400: refused},
+        )
+
+    def get(self, artifact_id: str) -> bytes:
+        if not _ID.fullmatch(artifact_id):
+            raise self._missing(artifact_id)
+        response = self._http.request(
+            "GET",
+            f"/payloads/{artifact_id}",
+            doing=f"read artifact {artifact_id}",
+            idempotent=True,
+            errors={404: lambda _detail: self._missing(artifact_id)},
+        )
+        return response.content
+
+    def exists(self, artifact_id: str) -> bool:
+        if not _ID.fullmatch(artifact_id):
+            return False
+        try:
+            self._http.request(
+                "HEAD",
+                f"/payloads/{artifact_id}",
+                doing=f"look up artifact {artifact_id}",
+                idempotent=True,
+                errors={404: lambda _detail: self._missing(artifact_id)},
+            )
+        except ArtifactMissingError:
+            return False
+        return True
+
+    def _missing(self, artifact_id: str) -> ArtifactMissingError:
+        return ArtifactMissingError(
+            f"artifact {artifact_id} is not in the artifact store of the Sematic server at "
+            f"{self.url}. It was deleted, or it was written to a different store: point "
+            "Sematic at that server, or run the pipeline again to recompute it."
+        )
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: HttpArtifactStore) -> ArtifactStore:
+        return store
