@@ -16,8 +16,13 @@ __all__ = ["home", "postgres_server", "postgres_url", "silent"]
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private SEMATIC_HOME, with the database and artifact locations derived from it."""
     monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEMATIC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
+    for variable in (
+        "SEMATIC_DATABASE_URL",
+        "SEMATIC_ARTIFACT_URL",
+        "SEMATIC_SERVER_URL",
+        "SEMATIC_API_KEY",
+    ):
+        monkeypatch.delenv(variable, raising=False)
     return tmp_path / "home"
 
 

@@ -6,6 +6,8 @@ imported inside the commands that need them.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -42,20 +44,87 @@ def version() -> None:
 
 @cli.group()
 def settings() -> None:
-    """Show the settings in effect (read from the environment)."""
+    """Show and change the settings (saved in $SEMATIC_HOME/settings.json).
+
+    Each setting comes from its environment variable if set (SEMATIC_DATABASE_URL,
+    SEMATIC_ARTIFACT_URL, SEMATIC_SERVER_URL, SEMATIC_API_KEY), else from the settings
+    file, else its default.
+    """
+
+
+_LABEL = 14
+
+
+def _line(label: str, value: object, source: str | None = None) -> str:
+    text = f"{label + ':':<{_LABEL}}{value}"
+    return f"{text}  ({source})" if source else text
 
 
 @settings.command("show")
 def settings_show() -> None:
-    """Print where runs are kept: home folder, database URL (password masked), artifacts."""
-    from sematic.resolvers.settings import LocalSettings
+    """Print the settings in effect and where each comes from (secrets masked)."""
+    from sematic.resolvers.settings import LocalSettings, settings_path, sources
     from sematic.storage.sql.connect import mask
 
     current = LocalSettings.from_environment()
-    click.echo(f"home:         {current.home}")
-    click.echo(f"database_url: {mask(current.database_url)}")
-    click.echo(f"artifact_url: {mask(current.artifact_url)}")
-    click.echo(f"logs:         {current.logs}")
+    found = sources(current.home)
+    home_source = "environment variable SEMATIC_HOME" if "SEMATIC_HOME" in os.environ else "default"
+    click.echo(_line("home", current.home, home_source))
+    click.echo(_line("database_url", mask(current.database_url), found["database_url"][1]))
+    click.echo(_line("artifact_url", mask(current.artifact_url), found["artifact_url"][1]))
+    server_url, server_source = found["server_url"]
+    if server_url is None:
+        click.echo(_line("server_url", "(not set: runs are written to the database directly)"))
+    else:
+        click.echo(_line("server_url", mask(server_url), server_source))
+    key, key_source = found["api_key"]
+    click.echo(_line("api_key", "********", key_source) if key else _line("api_key", "(not set)"))
+    click.echo(_line("logs", current.logs))
+    click.echo(_line("settings", settings_path(current.home)))
+
+
+@settings.command("set")
+@click.argument("key")
+@click.argument("value")
+def settings_set(key: str, value: str) -> None:
+    """Save KEY = VALUE in the settings file; VALUE "-" reads it from stdin (for api_key).
+
+    KEY is one of database_url, artifact_url, server_url, api_key.
+    """
+    from sematic.resolvers.settings import (
+        ENVIRONMENT,
+        check_key,
+        home_from_environment,
+        save_setting,
+    )
+
+    check_key(key)
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    path = save_setting(home_from_environment(), key, value)
+    click.echo(f"{key} saved in {path}")
+    if os.environ.get(ENVIRONMENT[key]):
+        click.echo(f"note: {ENVIRONMENT[key]} is set in the environment and takes precedence")
+
+
+@settings.command("delete")
+@click.argument("key")
+def settings_delete(key: str) -> None:
+    """Remove KEY from the settings file (its default applies again)."""
+    from sematic.resolvers.settings import (
+        check_key,
+        home_from_environment,
+        read_settings_file,
+        save_setting,
+    )
+
+    check_key(key)
+    home = home_from_environment()
+    if key not in read_settings_file(home):
+        click.echo(f"{key} is not set in the settings file")
+        return
+    path = save_setting(home, key, None)
+    click.echo(f"{key} removed from {path}")
 
 
 def _register() -> None:

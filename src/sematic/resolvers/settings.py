@@ -1,25 +1,55 @@
-"""Where local runs are kept: read from the environment when a resolver is made."""
+"""Where runs are kept: read from the environment and the user's settings file.
+
+Each setting comes from its environment variable if set, else from
+``$SEMATIC_HOME/settings.json`` (``sematic settings set KEY VALUE``), else its default.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sematic.core.errors import ConfigurationError
+
+# Setting -> the environment variable that overrides the settings file.
+ENVIRONMENT = {
+    "database_url": "SEMATIC_DATABASE_URL",
+    "artifact_url": "SEMATIC_ARTIFACT_URL",
+    "server_url": "SEMATIC_SERVER_URL",
+    "api_key": "SEMATIC_API_KEY",
+}
+KEYS = tuple(ENVIRONMENT)
+SETTINGS_FILE = "settings.json"
+
+
+def home_from_environment() -> Path:
+    return Path(os.environ.get("SEMATIC_HOME") or Path.home() / ".sematic").expanduser()
 
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """Locations of the embedded default; each one can be moved by one variable.
+    """Where runs are kept; each setting can be moved by one variable or the settings file.
 
-    - ``SEMATIC_HOME`` (default ``~/.sematic``): everything below lives here.
-    - ``SEMATIC_DATABASE_URL``: a SQLAlchemy URL (``postgresql+psycopg://...`` for teams);
-      default SQLite at ``$SEMATIC_HOME/db.sqlite3``.
-    - ``SEMATIC_ARTIFACT_URL``: a folder or any fsspec URL; default ``$SEMATIC_HOME/artifacts``.
+    - ``SEMATIC_HOME`` (default ``~/.sematic``): everything below lives here (logs too).
+    - ``database_url`` / ``SEMATIC_DATABASE_URL``: a SQLAlchemy URL
+      (``postgresql+psycopg://...`` for teams); default SQLite at ``$SEMATIC_HOME/db.sqlite3``.
+    - ``artifact_url`` / ``SEMATIC_ARTIFACT_URL``: a folder or any fsspec URL; default
+      ``$SEMATIC_HOME/artifacts``.
+    - ``server_url`` / ``SEMATIC_SERVER_URL``: when set, runs and payloads are written
+      through the API of this Sematic server instead (the two above are then unused).
+    - ``api_key`` / ``SEMATIC_API_KEY``: sent to that server, if it needs one.
     """
 
     home: Path
     database_url: str
     artifact_url: str
+    server_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def logs(self) -> Path:
@@ -34,10 +64,103 @@ class LocalSettings:
 
     @classmethod
     def from_environment(cls) -> LocalSettings:
-        home = Path(os.environ.get("SEMATIC_HOME") or Path.home() / ".sematic").expanduser()
+        home = home_from_environment()
+        values = {key: value for key, (value, _) in sources(home).items()}
         return cls(
             home=home,
-            database_url=os.environ.get("SEMATIC_DATABASE_URL")
-            or f"sqlite:///{home / 'db.sqlite3'}",
-            artifact_url=os.environ.get("SEMATIC_ARTIFACT_URL") or str(home / "artifacts"),
+            database_url=values["database_url"] or f"sqlite:///{home / 'db.sqlite3'}",
+            artifact_url=values["artifact_url"] or str(home / "artifacts"),
+            server_url=values["server_url"],
+            api_key=values["api_key"],
         )
+
+
+def settings_path(home: Path) -> Path:
+    return home / SETTINGS_FILE
+
+
+def sources(home: Path) -> dict[str, tuple[str | None, str]]:
+    """Each setting's value (None: its default) and where it came from, for display."""
+    saved = read_settings_file(home)
+    found: dict[str, tuple[str | None, str]] = {}
+    for key, variable in ENVIRONMENT.items():
+        if os.environ.get(variable):
+            found[key] = (os.environ[variable], f"environment variable {variable}")
+        elif key in saved:
+            found[key] = (saved[key], f"settings file {settings_path(home)}")
+        else:
+            found[key] = (None, "default")
+    return found
+
+
+def read_settings_file(home: Path) -> dict[str, str]:
+    """The settings saved in ``$SEMATIC_HOME/settings.json`` ({} when there is none)."""
+    path = settings_path(home)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the settings file {path}: {exc}") from exc
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"the settings file {path} is not valid JSON ({exc}); fix or delete it"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"the settings file {path} must hold a JSON object")
+    for key, value in data.items():
+        check_key(key)
+        if not isinstance(value, str):
+            raise ConfigurationError(f"the setting {key} in {path} must be a string")
+    return data
+
+
+def check_key(key: str) -> None:
+    if key not in ENVIRONMENT:
+        raise ConfigurationError(f"unknown setting {key!r}; the settings are {', '.join(KEYS)}")
+
+
+def check_value(key: str, value: str) -> str:
+    """``value`` as it will be saved for ``key`` (trimmed), or ConfigurationError."""
+    check_key(key)
+    value = value.strip()
+    if not value:
+        raise ConfigurationError(f"{key} cannot be empty; use `sematic settings delete {key}`")
+    if key == "server_url":
+        if not value.startswith(("http://", "https://")):
+            raise ConfigurationError(f"server_url must start with http:// or https://: {value!r}")
+        value = value.rstrip("/")
+    if key == "api_key" and any(c.isspace() for c in value):
+        raise ConfigurationError("api_key cannot contain whitespace")
+    return value
+
+
+def save_setting(home: Path, key: str, value: str | None) -> Path:
+    """Set ``key`` to ``value`` (None: remove it) in the settings file; return its path.
+
+    The file is replaced atomically and readable by its owner only (it may hold the key).
+    """
+    check_key(key)
+    data = read_settings_file(home)
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = check_value(key, value)
+    path = settings_path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    temporary = home / f".{SETTINGS_FILE}.{secrets.token_hex(6)}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(data, file, indent=2, sort_keys=True)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
