@@ -28,6 +28,9 @@ class WorkerJob:
     timeout_mins: float | None = None
     main_path: str | None = None  # the user's script, when the function lives in __main__
     sys_path: list[str] = field(default_factory=list)
+    # When set, payloads go through this Sematic server's API instead of ``artifact_url``.
+    # Its API key, if any, is in the worker's environment (SEMATIC_API_KEY), never here.
+    server_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

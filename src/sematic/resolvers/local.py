@@ -9,7 +9,7 @@ from typing import Any
 from sematic.core.errors import ConfigurationError, PipelineCanceledError
 from sematic.core.future import Future
 from sematic.core.loading import load_function
-from sematic.core.ports import RunObserver
+from sematic.core.ports import MetadataStore, RunObserver
 from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
 from sematic.resolvers.liveness import resolving
@@ -18,8 +18,7 @@ from sematic.resolvers.progress import ProgressDisplay, wants_progress
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
-from sematic.storage.artifacts import FsspecArtifactStore
-from sematic.storage.sql import SqlMetadataStore
+from sematic.resolvers.stores import open_stores
 
 CacheNamespace = str | Callable[[Future], str] | None
 
@@ -76,7 +75,7 @@ class LocalResolver:
         if self.rerun_from is None:
             return self._resolve(future, Reuse())
         settings = self.settings or LocalSettings.from_environment()
-        metadata = SqlMetadataStore(settings.database_url)
+        metadata, _ = open_stores(settings)
         try:
             start = metadata.get_run(self.rerun_from)
             reuse = Reuse.rerun_from(
@@ -94,15 +93,18 @@ class LocalResolver:
         Steps already resolved are not run again; their runs and artifacts are reused.
         """
         settings = self.settings or LocalSettings.from_environment()
-        with SqlMetadataStore(settings.database_url) as metadata:
+        metadata, artifacts = open_stores(settings)
+        try:
             root = metadata.get_run(root_id)
             reuse = Reuse.resume(metadata.runs_of_root(root_id))
-            recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
+            recorder = RunRecorder(metadata, artifacts)
             future = _rebuild(root, metadata, recorder)
             if root.state == "RESOLVED" and root.output:
                 output = metadata.get_artifact(root.output)
                 hint = future.function.output_type
                 return recorder.load(root.output, output.type_description, hint)
+        finally:
+            metadata.close()
         future.id = root_id  # children derive their ids from it: the same runs again
         return self._resolve(future, reuse)
 
@@ -112,8 +114,8 @@ class LocalResolver:
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
             )
         settings = self.settings or LocalSettings.from_environment()
-        metadata = SqlMetadataStore(settings.database_url)
-        recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
+        metadata, artifacts = open_stores(settings)
+        recorder = RunRecorder(metadata, artifacts)
         namespace = self.cache_namespace
         executor = LocalExecutor(
             recorder,
@@ -138,10 +140,12 @@ class LocalResolver:
             outcome = "canceled"
             raise
         finally:
-            recorder.close()
-            metadata.close()
-            if display is not None:
-                display.stop(outcome)
+            try:
+                recorder.close()  # may raise too (the store is unreachable): still close
+            finally:
+                metadata.close()
+                if display is not None:
+                    display.stop(outcome)
 
     def __repr__(self) -> str:
         return f"LocalResolver(max_parallelism={self.max_parallelism})"
@@ -150,13 +154,15 @@ class LocalResolver:
 def rebuild_pipeline(run_id: str, settings: LocalSettings | None = None) -> Future:
     """A new future of the pipeline ``run_id`` belongs to, called with its recorded inputs."""
     settings = settings or LocalSettings.from_environment()
-    with SqlMetadataStore(settings.database_url) as metadata:
+    metadata, artifacts = open_stores(settings)
+    try:
         root = metadata.get_run(metadata.get_run(run_id).root_id)
-        recorder = RunRecorder(metadata, FsspecArtifactStore(settings.artifact_url))
-        return _rebuild(root, metadata, recorder)
+        return _rebuild(root, metadata, RunRecorder(metadata, artifacts))
+    finally:
+        metadata.close()
 
 
-def _rebuild(root: RunRecord, metadata: SqlMetadataStore, recorder: RunRecorder) -> Future:
+def _rebuild(root: RunRecord, metadata: MetadataStore, recorder: RunRecorder) -> Future:
     function = load_function(root.function_path)
     hints = function.input_types
     kwargs = {

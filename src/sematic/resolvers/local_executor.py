@@ -30,6 +30,7 @@ from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.run_logs import captured_output
 from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.stores import API_KEY_VARIABLE
 
 
 class _Canceled(BaseException):
@@ -72,6 +73,9 @@ class LocalExecutor:
         self._guard = threading.Lock()
         self._inline_thread: int | None = None  # set while an inline function runs
         self._told = False  # the engine has been told of the cancel
+        # Workers get the server's API key in their environment, never in their job file.
+        key = settings.api_key if settings.server_url else None
+        self._env = {API_KEY_VARIABLE: key} if key else None
 
     def submit(self, command: Execute) -> None:
         run = command.run
@@ -179,6 +183,7 @@ class LocalExecutor:
             timeout_mins=run.future.props.timeout_mins,
             main_path=self._main,
             sys_path=[p for p in sys.path if p],
+            server_url=self._settings.server_url,
         )
 
     def _start_waiting(self) -> None:
@@ -192,7 +197,7 @@ class LocalExecutor:
             job_path = Path(job.result_path).with_suffix(".job")
             job_path.write_text(job.to_json())
             argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
-            self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id))
+            self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id), self._env)
             self._running[job.run_id] = (command, job)
 
     def _finished(self, exited: Exited) -> Event:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +15,7 @@ from sematic.core.execution import execute
 from sematic.core.jobs import WorkerJob, WorkerResult
 from sematic.core.loading import load_function
 from sematic.core.props import FunctionProps
-from sematic.storage.artifacts import FsspecArtifactStore
+from sematic.resolvers.stores import API_KEY_VARIABLE, open_artifact_store
 from sematic.storage.serialization import deserialize, serialize
 
 
@@ -35,7 +36,11 @@ def run_job(job: WorkerJob) -> int:
 
 def _run(job: WorkerJob, result_path: Path) -> WorkerResult:
     function = load_function(job.function_path, job.main_path)
-    store = FsspecArtifactStore(job.artifact_url)
+    store = open_artifact_store(
+        artifact_url=job.artifact_url,
+        server_url=job.server_url,
+        api_key=os.environ.get(API_KEY_VARIABLE) or None,
+    )
     input_types = function.input_types
     kwargs = {
         name: deserialize(store.get(ref.artifact_id), ref.type_description, input_types[name])
@@ -47,7 +52,8 @@ def _run(job: WorkerJob, result_path: Path) -> WorkerResult:
     )
     if isinstance(event, Succeeded):
         serialized = serialize(event.value, function.output_type)
-        store.put(serialized.artifact_id, serialized.payload)
+        type_key = serialized.type_description["type_key"]
+        store.put(serialized.artifact_id, serialized.payload, type_key=type_key)
         return WorkerResult(
             kind="resolved",
             artifact={

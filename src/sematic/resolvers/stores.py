@@ -1,0 +1,39 @@
+"""Which stores a resolver and its workers use: the one place that chooses.
+
+With a ``server_url`` (``SEMATIC_SERVER_URL`` or ``sematic settings set server_url``),
+runs and payloads go through that Sematic server's API; otherwise straight to the
+database and the artifact store. Adapters are imported on use: a worker that talks to a
+server never imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from sematic.core.ports import ArtifactStore, MetadataStore
+from sematic.resolvers.settings import LocalSettings
+
+API_KEY_VARIABLE = "SEMATIC_API_KEY"
+
+
+def open_stores(settings: LocalSettings) -> tuple[MetadataStore, ArtifactStore]:
+    """The metadata and artifact stores ``settings`` point at. The caller closes the first."""
+    if settings.server_url:
+        from sematic.storage.http import open_http_stores
+
+        return open_http_stores(settings.server_url, settings.api_key)
+    from sematic.storage.artifacts import FsspecArtifactStore
+    from sematic.storage.sql import SqlMetadataStore
+
+    return SqlMetadataStore(settings.database_url), FsspecArtifactStore(settings.artifact_url)
+
+
+def open_artifact_store(
+    *, artifact_url: str, server_url: str | None, api_key: str | None
+) -> ArtifactStore:
+    """The artifact store of a worker: its job's server if it names one, else the URL."""
+    if server_url:
+        from sematic.storage.http import HttpArtifactStore
+
+        return HttpArtifactStore(server_url, api_key)
+    from sematic.storage.artifacts import FsspecArtifactStore
+
+    return FsspecArtifactStore(artifact_url)
