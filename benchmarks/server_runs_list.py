@@ -65,7 +65,7 @@ def pipeline_records(
                 id=run_id,
                 root_id=root_run,
                 parent_id=None if i == 0 else root_run,
-                name="pipeline" if i == 0 else f"step{i % 7}",
+                name=f"pipeline{root}" if i == 0 else f"step{i % 7}",
                 function_path=f"bench.step{i % 7}",
                 state="RESOLVED",
                 created_at=now + root * runs_per_root + i,

@@ -183,3 +183,68 @@ def test_an_unknown_page_says_so(page: Page, ui_server: Server) -> None:
     expect(page.locator(".error-page")).to_contain_text("No page at /nowhere.")
     page.locator(".error-page a").click()
     expect(page.locator(".page-head h1")).to_have_text("Pipelines")
+
+
+LAYOUT_CHECK = """
+async ([seed, size]) => {
+  const { RunGraph, layout } = await import("/ui/dag.js");
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const id = (i) => i.toString(16).padStart(32, "0");
+  const runs = [{ id: id(0), root_id: id(0), parent_id: null, name: "root", state: "RESOLVED",
+                  created_at: 0, updated_at: 0 }];
+  const edges = [];
+  const children = new Map([[0, []]]);
+  for (let i = 1; i < size; i += 1) {
+    // Parents come earlier; a third of the runs nest under a non-root run. Values flow
+    // between siblings (a function passes its calls' futures to its other calls).
+    const parent = random() < 0.33 ? Math.floor(random() * i) : 0;
+    runs.push({ id: id(i), root_id: id(0), parent_id: id(parent), name: `r${i}`,
+                state: "RESOLVED", created_at: i, updated_at: i });
+    const siblings = children.get(parent);
+    for (let k = 0; k < 2 && siblings.length; k += 1) {
+      const from = siblings[Math.floor(random() * siblings.length)];
+      edges.push({ source_run_id: id(from), destination_run_id: id(i),
+                   parameter: "x", artifact_id: "a" });
+    }
+    siblings.push(i);
+    children.set(i, []);
+  }
+  const graph = new RunGraph({ root_id: id(0), runs, artifacts: [], edges });
+  const problems = [];
+  for (const expandAll of [true, false]) {
+    const lay = layout(graph, (run) => expandAll || run === id(0));
+    const boxes = [...lay.boxes.entries()];
+    for (const [from, to] of lay.edges) {
+      const a = lay.boxes.get(from);
+      const b = lay.boxes.get(to);
+      if (!(a.y + a.h <= b.y)) problems.push(`edge ${from}->${to} does not go down`);
+    }
+    // Boxes are disjoint unless one contains the other (nesting).
+    const inside = (a, b) =>
+      a.x >= b.x && a.y >= b.y && a.x + a.w <= b.x + b.w && a.y + a.h <= b.y + b.h;
+    for (let i = 0; i < boxes.length; i += 1) {
+      for (let j = i + 1; j < boxes.length; j += 1) {
+        const [p, a] = boxes[i];
+        const [q, b] = boxes[j];
+        const apart = a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+        if (!apart && !inside(a, b) && !inside(b, a)) problems.push(`${p} overlaps ${q}`);
+      }
+    }
+    const shown = boxes.length;
+    const expected = expandAll ? size : 1 + graph.children.get(id(0)).length;
+    if (shown !== expected) problems.push(`${shown} boxes, expected ${expected}`);
+    if (lay.visible.size !== size) problems.push(`${lay.visible.size} runs placed of ${size}`);
+  }
+  return problems.slice(0, 10);
+}
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_layout_keeps_edges_downward_and_nodes_apart(
+    page: Page, ui_server: Server, seed: int
+) -> None:
+    page.goto(ui_server.url + "/")
+    expect(page.locator(".page-head h1")).to_have_text("Pipelines")
+    assert page.evaluate(LAYOUT_CHECK, [seed, 300]) == []

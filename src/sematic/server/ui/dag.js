@@ -1,6 +1,6 @@
 // A pipeline's runs as a DAG: the model (runs, nesting, data edges), a layered layout
 // (longest-path layers, barycenter ordering sweeps) done per nesting level, and the SVG
-// markup, built as one string so that a graph of 1,000 runs is one DOM update.
+// markup, built as strings: the boxes and edges in one DOM update, the nodes in batches.
 //
 // Nesting: a run with children is either collapsed (one node) or expanded (a box holding
 // its children, laid out recursively in its place). An edge between two runs is drawn
@@ -301,42 +301,43 @@ function toggleMarkup(id, open, x) {
   );
 }
 
-// The whole SVG content for a layout, as one string.
+// One collapsed run's node, as markup.
+export function nodeMarkup(graph, id, box, selectedId) {
+  const run = graph.runs.get(id);
+  const toggle = graph.hasChildren(id);
+  return (
+    `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
+    `<rect class="body" width="${NODE_W}" height="${NODE_H}" rx="8"/>` +
+    `<rect class="band" width="5" height="${NODE_H - 16}" x="0" y="8" rx="2"/>` +
+    `<text class="name" x="14" y="21">${escape(truncate(run.name, NODE_W - (toggle ? 50 : 24)))}</text>` +
+    `<text class="meta" x="14" y="39">${escape(metaText(graph, run))}</text>` +
+    `${toggle ? toggleMarkup(id, false, NODE_W - 32) : ""}</g>`
+  );
+}
+
+// Everything but the collapsed nodes (the expanded boxes and the edges), as one string,
+// ending with the empty group the nodes go in; and the ids of the collapsed nodes.
 export function svgMarkup(graph, lay, selectedId) {
   const parts = [
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" ' +
       'markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z"/></marker></defs>',
   ];
-  const clusters = [];
   const nodes = [];
   for (const [id, box] of lay.boxes) {
-    const run = graph.runs.get(id);
-    const name = escape(run.name);
-    const x = Math.round(box.x);
-    const y = Math.round(box.y);
-    const title = `<title>${name} — ${escape(run.state)}</title>`;
-    const meta = escape(metaText(graph, run));
-    if (box.open) {
-      clusters.push(
-        `<g class="${nodeClass(run, "cluster", id === selectedId)}" data-run="${id}" transform="translate(${x},${y})">` +
-          `${title}<rect class="frame" width="${box.w}" height="${box.h}" rx="10"/>` +
-          `<text class="name" x="14" y="21">${escape(truncate(run.name, box.w - 56))}</text>` +
-          `<text class="meta" x="14" y="38">${meta}</text>` +
-          `${toggleMarkup(id, true, box.w - 32)}</g>`,
-      );
-    } else {
-      const toggle = graph.hasChildren(id);
-      nodes.push(
-        `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" transform="translate(${x},${y})">` +
-          `${title}<rect class="body" width="${NODE_W}" height="${NODE_H}" rx="8"/>` +
-          `<rect class="band" width="5" height="${NODE_H - 16}" x="0" y="8" rx="2"/>` +
-          `<text class="name" x="14" y="21">${escape(truncate(run.name, NODE_W - (toggle ? 50 : 24)))}</text>` +
-          `<text class="meta" x="14" y="39">${meta}</text>` +
-          `${toggle ? toggleMarkup(id, false, NODE_W - 32) : ""}</g>`,
-      );
+    if (!box.open) {
+      nodes.push(id);
+      continue;
     }
+    const run = graph.runs.get(id);
+    parts.push(
+      `<g class="${nodeClass(run, "cluster", id === selectedId)}" data-run="${id}" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
+        `<rect class="frame" width="${box.w}" height="${box.h}" rx="10"/>` +
+        `<text class="name" x="14" y="21">${escape(truncate(run.name, box.w - 56))}</text>` +
+        `<text class="meta" x="14" y="38">${escape(metaText(graph, run))}</text>` +
+        `${toggleMarkup(id, true, box.w - 32)}</g>`,
+    );
   }
-  const edges = [];
+  parts.push('<g class="edges">');
   for (const [from, to] of lay.edges) {
     const a = lay.boxes.get(from);
     const b = lay.boxes.get(to);
@@ -345,10 +346,10 @@ export function svgMarkup(graph, lay, selectedId) {
     const tx = Math.round(b.x + b.w / 2);
     const ty = Math.round(b.y) - 2;
     const bend = Math.max(18, Math.abs(ty - sy) / 2);
-    edges.push(
+    parts.push(
       `<path class="edge" data-from="${from}" data-to="${to}" d="M${sx},${sy}C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}"/>`,
     );
   }
-  parts.push(clusters.join(""), `<g class="edges">${edges.join("")}</g>`, nodes.join(""));
-  return parts.join("");
+  parts.push('</g><g class="nodes"></g>');
+  return { markup: parts.join(""), nodes };
 }

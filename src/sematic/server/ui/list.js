@@ -2,7 +2,7 @@
 // of one pipeline; filtered by name and status, paginated, live through the events stream.
 
 import { getJSON, subscribe } from "./api.js";
-import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, shortId, stateBadge, tagChips } from "./util.js";
+import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, shortId, stateBadge, tagChips, thousands } from "./util.js";
 
 const PAGE_SIZE = 20;
 const FETCH_LIMIT = 500; // the API's largest page
@@ -156,7 +156,7 @@ export function showPipelines(main, params) {
       count = total;
       summary.textContent = `${count} run${count === 1 ? "" : "s"}`;
     }
-    notice.textContent = truncated ? `Grouped from the latest ${MAX_ROOTS.toLocaleString()} pipeline runs.` : "";
+    notice.textContent = truncated ? `Grouped from the latest ${thousands(MAX_ROOTS)} pipeline runs.` : "";
     if (!rows.length) {
       const filtered = filters.q || filters.status;
       const text = filtered ? "No pipeline matches these filters." : "No pipelines recorded yet: run one with LocalResolver and it appears here.";

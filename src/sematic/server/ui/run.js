@@ -2,12 +2,13 @@
 // selected run's details on the side; Cancel and Rerun.
 
 import { ApiError, getJSON, postJSON, subscribe } from "./api.js";
-import { defaultExpanded, layout, metaText, nodeClass, RunGraph, svgMarkup } from "./dag.js";
+import { defaultExpanded, layout, metaText, nodeClass, nodeMarkup, RunGraph, svgMarkup } from "./dag.js";
 import { RunPanel } from "./panel.js";
-import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, stateBadge, tagChips } from "./util.js";
+import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, stateBadge, tagChips, thousands } from "./util.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const APPEAR_TIMEOUT_MS = 60000;
+const NODE_BATCH = 100; // nodes added to the graph per frame
 
 // Fetches the graph; a run that does not exist yet (a rerun starting) is waited for.
 async function fetchGraph(runId, isDisposed, onWait) {
@@ -97,15 +98,53 @@ export function showRun(main, runId, selectedId) {
     cancelButton.hidden = isFinished(root);
   }
 
-  function renderGraph() {
+  // Boxes and edges at once; then the nodes in batches, one per frame, nearest to the
+  // visible part first, so that no frame has to lay out 1,000 nodes' text.
+  let generation = 0;
+  function renderGraph(focusId) {
+    generation += 1;
+    const mine = generation;
     lay = layout(graph, isExpanded);
-    svg.setAttribute("width", String(Math.ceil(lay.width)));
-    svg.setAttribute("height", String(Math.ceil(lay.height)));
-    svg.setAttribute("viewBox", `0 0 ${Math.ceil(lay.width)} ${Math.ceil(lay.height)}`);
-    svg.innerHTML = svgMarkup(graph, lay, selected);
+    const width = Math.ceil(lay.width);
+    const height = Math.ceil(lay.height);
+    const view = { width: scroller.clientWidth, height: scroller.clientHeight };
+    svg.setAttribute("width", String(width));
+    svg.setAttribute("height", String(height));
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const { markup, nodes } = svgMarkup(graph, lay, selected);
+    svg.innerHTML = markup;
+    const focus = focusId ? lay.boxes.get(lay.visible.get(focusId)) : null;
+    if (focus) {
+      scroller.scrollLeft = Math.max(0, focus.x + focus.w / 2 - view.width / 2);
+      scroller.scrollTop = Math.max(0, focus.y + focus.h / 2 - view.height / 2);
+    }
+    // The SVG is centered when narrower than the pane.
+    const left = scroller.scrollLeft - Math.max(0, (view.width - width) / 2);
+    const cx = left + view.width / 2;
+    const cy = scroller.scrollTop + view.height / 2;
+    const distance = new Map();
+    for (const id of nodes) {
+      const box = lay.boxes.get(id);
+      distance.set(id, Math.abs(box.x + box.w / 2 - cx) / 2 + Math.abs(box.y + box.h / 2 - cy));
+    }
+    nodes.sort((a, b) => distance.get(a) - distance.get(b));
     elements = new Map();
     for (const element of svg.querySelectorAll("[data-run]")) elements.set(element.dataset.run, element);
-    counts.textContent = `${graph.runs.size.toLocaleString()} runs · ${lay.boxes.size.toLocaleString()} shown`;
+    const group = svg.querySelector("g.nodes");
+    let next = 0;
+    const batch = () => {
+      if (mine !== generation) return; // rendered again since
+      const end = Math.min(nodes.length, next + NODE_BATCH);
+      const parts = [];
+      for (let i = next; i < end; i += 1) parts.push(nodeMarkup(graph, nodes[i], lay.boxes.get(nodes[i]), selected));
+      group.insertAdjacentHTML("beforeend", parts.join(""));
+      for (let i = next; i < end; i += 1) elements.set(nodes[i], group.children[i]);
+      next = end;
+      if (next < nodes.length) requestAnimationFrame(batch);
+      else svg.dataset.rendered = String(mine);
+    };
+    batch();
+    counts.textContent = `${thousands(graph.runs.size)} runs · ${thousands(lay.boxes.size)} shown`;
   }
 
   function updateNodes(ids) {
@@ -117,8 +156,6 @@ export function showRun(main, runId, selectedId) {
       element.setAttribute("class", nodeClass(run, kind, id === selected));
       const meta = element.querySelector(":scope > .meta");
       if (meta) meta.textContent = metaText(graph, run);
-      const tip = element.querySelector(":scope > title");
-      if (tip) tip.textContent = `${run.name} — ${run.state}`;
     }
   }
 
@@ -136,19 +173,24 @@ export function showRun(main, runId, selectedId) {
     selected = id;
     if (hidden.length) {
       for (const ancestor of hidden) toggled.set(ancestor, true);
-      renderGraph();
+      renderGraph(scroll ? id : null);
     } else {
       updateNodes([previous, id].filter(Boolean));
+      if (scroll) scrollTo(id);
     }
     history.replaceState(null, "", hashOf(`/runs/${graph.rootId}`, { run: id === graph.rootId ? "" : id }));
     panel.show(id);
-    if (scroll) scrollTo(id);
   }
 
   function setAll(expanded) {
     for (const id of graph.children.keys()) if (id !== graph.rootId) toggled.set(id, expanded);
     renderGraph();
   }
+
+  svg.addEventListener("mouseover", (event) => {
+    const run = graph?.runs.get(event.target.closest("[data-run]")?.dataset.run);
+    scroller.title = run ? `${run.name} — ${run.state}` : "";
+  });
 
   svg.addEventListener("click", (event) => {
     const toggle = event.target.closest("[data-toggle]");
@@ -232,8 +274,9 @@ export function showRun(main, runId, selectedId) {
     panel = new RunPanel(side, graph, { select: (id) => select(id, { scroll: true }), rerunFrom: (id) => rerun(id) });
     main.replaceChildren(page());
     renderHeader();
-    renderGraph();
-    select(selected, { scroll: selected !== graph.rootId });
+    if (selected !== graph.rootId) for (const ancestor of graph.ancestors(selected)) if (!isExpanded(ancestor)) toggled.set(ancestor, true);
+    renderGraph(selected !== graph.rootId ? selected : null);
+    select(selected);
 
     let since = 0;
     for (const run of graph.runs.values()) since = Math.max(since, run.updated_at);

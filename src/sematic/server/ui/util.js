@@ -42,13 +42,22 @@ export function shortId(id) {
   return id ? id.slice(0, 8) : "";
 }
 
+const pad = (n) => String(n).padStart(2, "0");
+
+// 1234567 -> "1,234,567".
+export function thousands(n) {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+// Local time, "HH:MM:SS" today and "YYYY-MM-DD HH:MM:SS" otherwise (no Intl: its first use
+// costs tens of milliseconds).
 export function formatTime(seconds) {
   if (seconds === null || seconds === undefined) return "—";
   const date = new Date(seconds * 1000);
   const today = new Date();
-  const time = date.toLocaleTimeString(undefined, { hour12: false });
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
   if (date.toDateString() === today.toDateString()) return time;
-  return `${date.toISOString().slice(0, 10)} ${time}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${time}`;
 }
 
 export function formatSeconds(seconds) {

@@ -1,7 +1,7 @@
 // Renders an artifact's summary (the JSON preview the server stores; see
 // sematic/storage/serialization/_summary.py) as readable HTML, by its shape.
 
-import { h } from "./util.js";
+import { h, thousands } from "./util.js";
 
 const MAX_DEPTH = 8;
 
@@ -37,7 +37,7 @@ function scalar(value, floatType, nested) {
 }
 
 function more(shown, length, what) {
-  return h("div", { class: "v-more" }, `showing ${shown} of ${length.toLocaleString()} ${what}`);
+  return h("div", { class: "v-more" }, `showing ${shown} of ${thousands(length)} ${what}`);
 }
 
 // A table whose first column holds row headers (keys, or a frame's index).
@@ -92,7 +92,7 @@ function frame(value, depth) {
   return h(
     "div",
     { class: "v-frame" },
-    h("div", { class: "v-caption" }, `DataFrame · ${rows.toLocaleString()} rows × ${columns} columns`),
+    h("div", { class: "v-caption" }, `DataFrame · ${thousands(rows)} rows × ${columns} columns`),
     table(head, body, "v-dataframe"),
     rows > value.head.length ? more(value.head.length, rows, "rows") : null,
     value.truncated ? h("div", { class: "v-more" }, "some columns not shown") : null,
@@ -109,7 +109,7 @@ function series(value, depth) {
   return h(
     "div",
     { class: "v-frame" },
-    h("div", { class: "v-caption" }, `Series ${name} · ${length.toLocaleString()} values · ${value.dtype}`),
+    h("div", { class: "v-caption" }, `Series ${name} · ${thousands(length)} values · ${value.dtype}`),
     table(["", name || "value"], body, "v-dataframe"),
     length > value.head.length ? more(value.head.length, length, "values") : null,
   );
@@ -190,7 +190,7 @@ export function render(value, depth = 0, nested = false, floatType = false) {
   if (keysAre(value, ["shape", "name", "dtype", "index", "head"])) return series(value, depth);
   if (keysAre(value, ["shape", "dtype", "size", "values"])) return array(value, depth);
   if (keysAre(value, ["bytes", "hex"])) {
-    return h("span", { class: "v-bytes" }, `${value.bytes.toLocaleString()} bytes: ${value.hex}${value.bytes > 32 ? "…" : ""}`);
+    return h("span", { class: "v-bytes" }, `${thousands(value.bytes)} bytes: ${value.hex}${value.bytes > 32 ? "…" : ""}`);
   }
   if (keysAre(value, ["class"], ["shape", "dtype"])) {
     const extra = value.shape ? ` · shape (${value.shape.join(", ")}) · ${value.dtype}` : "";
@@ -214,7 +214,7 @@ export function renderArtifact(artifact, label) {
       label ? h("span", { class: "param" }, label) : null,
       h("code", { class: "type", title: key }, type || key),
       path && path !== type ? h("code", { class: "type-key" }, path) : null,
-      h("span", { class: "muted", title: artifact.id }, `${artifact.size.toLocaleString()} B · ${artifact.id.slice(0, 10)}`),
+      h("span", { class: "muted", title: artifact.id }, `${thousands(artifact.size)} B · ${artifact.id.slice(0, 10)}`),
     ),
     h("div", { class: "value" }, render(artifact.summary, 0, false, floatType)),
   );
