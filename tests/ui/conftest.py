@@ -3,16 +3,21 @@
 The pipelines recorded by the server tests (``recorded``: ``mixed``, ``three_steps``, a
 failure) are reused, with two more added to the same SEMATIC_HOME: ``report`` (a DataFrame,
 a numpy array, a dataclass, nesting, worker logs) and ``fanout``, a graph of 247 runs written
-straight into the store (big enough to start collapsed). Chromium is Debian's
+straight into the store (big enough to start collapsed), and ``previews``, whose runs output
+an image, a plotly figure and a preview left out for its size (as the artifact summaries
+describe them). Chromium is Debian's
 ``/usr/bin/chromium`` driven by Playwright, which downloads no browser. Each test leaves a
 screenshot under ``$SEMATIC_TEST_ARTIFACTS/screenshots`` (default ``test-output/``).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +53,12 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @dataclass(frozen=True)
 class UiHome:
-    """``recorded`` plus the ``report`` and ``fanout`` pipelines."""
+    """``recorded`` plus the ``report``, ``fanout`` and ``previews`` pipelines."""
 
     recorded: Recorded
     report_root: str
     fanout_root: str
+    previews_root: str
 
     @property
     def home(self) -> Path:
@@ -139,6 +145,78 @@ def fanout_records(
     return runs, artifacts, edges
 
 
+def png(width: int, height: int) -> bytes:
+    """A red PNG image."""
+    row = b"\x00" + b"\xff\x00\x00" * width
+    chunks = [
+        (b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
+        (b"IDAT", zlib.compress(row * height)),
+        (b"IEND", b""),
+    ]
+    body = b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        for kind, data in chunks
+    )
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+PREVIEWS = {
+    "draw_image": {
+        "class": "matplotlib.Figure",
+        "size": [12, 8],
+        "image": "data:image/png;base64," + base64.b64encode(png(12, 8)).decode(),
+    },
+    "draw_plotly": {
+        "class": "plotly.Figure",
+        "plotly": {"data": [{"type": "bar", "x": ["a", "b"], "y": [3, 5]}], "layout": {}},
+    },
+    "draw_huge": {"class": "PIL.Image", "size": [9000, 9000], "preview": "too large"},
+}
+
+
+def previews_records(now: float) -> tuple[list[RunRecord], list[ArtifactRecord]]:
+    """A root run whose children output the previews in PREVIEWS."""
+    root_id = _hex(0xE0, 0, width=32)
+    runs = [
+        RunRecord(
+            id=root_id,
+            root_id=root_id,
+            parent_id=None,
+            name="previews",
+            function_path="tests.ui.previews",
+            state="RESOLVED",
+            created_at=now,
+            updated_at=now,
+        )
+    ]
+    artifacts = []
+    for i, (name, summary) in enumerate(PREVIEWS.items()):
+        artifact_id = _hex(0xE1, i, width=64)
+        artifacts.append(
+            ArtifactRecord(
+                id=artifact_id,
+                type_description={"type_key": f"x.{summary['class']}", "type": summary["class"]},
+                summary=summary,
+                size=1000,
+                created_at=now,
+            )
+        )
+        runs.append(
+            RunRecord(
+                id=_hex(0xE2, i, width=32),
+                root_id=root_id,
+                parent_id=root_id,
+                name=name,
+                function_path=f"tests.ui.{name}",
+                state="RESOLVED",
+                created_at=now + i,
+                updated_at=now + i,
+                output=artifact_id,
+            )
+        )
+    return runs, artifacts
+
+
 @pytest.fixture(scope="session")
 def ui_home(recorded: Recorded) -> UiHome:
     with pytest.MonkeyPatch.context() as patch:
@@ -148,9 +226,16 @@ def ui_home(recorded: Recorded) -> UiHome:
         report = ui_pipelines.report(4)
         report.resolve(LocalResolver(progress=False))
     runs, artifacts, edges = fanout_records(time.time())
+    previews, images = previews_records(time.time())
     with SqlMetadataStore(recorded.settings.database_url) as store:
         store.write(runs=runs, artifacts=artifacts, edges=edges)
-    return UiHome(recorded=recorded, report_root=report.id, fanout_root=runs[0].id)
+        store.write(runs=previews, artifacts=images)
+    return UiHome(
+        recorded=recorded,
+        report_root=report.id,
+        fanout_root=runs[0].id,
+        previews_root=previews[0].id,
+    )
 
 
 def ui_server_env(home: Path, **extra: str) -> dict[str, str]:

@@ -73,8 +73,8 @@ def test_a_running_pipeline_shows_up_live_and_can_be_canceled(
             row.locator("a.run-link").click()
             expect(page.locator(".run-header h1")).to_have_text("waiting_pipeline")
             waiting = node(page, "wait_here")
+            waiting.click()  # first: a failure's screenshot then shows its exception
             expect(waiting).to_have_class(re.compile(r"\bstate-SCHEDULED\b"))
-            waiting.click()
             expect(page.locator("pre.logs")).to_contain_text("waiting step started")
             expect(page.locator(".logs-status")).to_contain_text("Following the log")
             screenshot(page, "live_pipeline_running")

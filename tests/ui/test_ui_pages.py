@@ -18,9 +18,9 @@ def test_the_pipelines_list_shows_the_latest_run_of_each_pipeline(
 ) -> None:
     page.goto(ui_server.url + "/")
     rows = page.locator("table.runs tbody tr[data-run]")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)
     names = {row.get_attribute("data-name") for row in rows.all()}
-    assert names == {"mixed", "three_steps", "fails_inside", "report", "fanout"}
+    assert names == {"mixed", "three_steps", "fails_inside", "report", "fanout", "previews"}
 
     mixed = page.locator('tr[data-name="mixed"]')
     expect(mixed.locator(".state")).to_have_text("RESOLVED")
@@ -161,6 +161,27 @@ def test_a_nested_runs_address_opens_its_pipeline_with_it_selected(
     expect(page.locator("svg.dag g.node.selected")).to_have_count(1)
     expect(node(page, "step2_17")).to_have_class(re.compile(r"\bselected\b"))
     assert page.url.endswith(f"#/runs/{ui_home.fanout_root}?run={step}")
+
+
+def test_images_and_plotly_figures_render(page: Page, ui_server: Server, ui_home: UiHome) -> None:
+    page.goto(f"{ui_server.url}/#/runs/{ui_home.previews_root}")
+    expect(page.locator("svg.dag g.node")).to_have_count(3)
+
+    node(page, "draw_image").click()
+    image = panel_section(page, "output").locator("img.v-image")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [12, 8]
+    expect(panel_section(page, "output")).to_contain_text("matplotlib.Figure \u00b7 12 \u00d7 8 px")
+
+    node(page, "draw_plotly").click()
+    figure = panel_section(page, "output").locator(".v-plotly")
+    expect(figure).to_contain_text("Plotly figure (JSON)")
+    expect(figure.locator(".v-tree").first).to_contain_text("bar")
+
+    node(page, "draw_huge").click()
+    expect(panel_section(page, "output").locator(".v-class")).to_have_text(
+        "<PIL.Image> \u00b7 9000 \u00d7 9000 px \u00b7 preview too large"
+    )
 
 
 def test_a_failed_pipeline_shows_its_exception_and_traceback(

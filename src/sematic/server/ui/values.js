@@ -165,12 +165,24 @@ export function render(value, depth = 0, nested = false, floatType = false) {
   if (Array.isArray(value)) return list(value, depth);
   if (typeof value !== "object") return h("span", {}, String(value));
 
-  if (keysAre(value, ["image"]) && typeof value.image === "string") {
-    if (/^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,/.test(value.image)) {
-      return h("img", { class: "v-image", src: value.image, alt: "image" });
+  // Figures and images ({class, size, image: "data:image/png;base64,..."}), plotly figures
+  // ({class, plotly: figure JSON}), and previews left out for their size.
+  if (keysAre(value, ["image"], ["class", "size"]) && typeof value.image === "string") {
+    if (/^data:image\/(png|jpeg|gif|webp);base64,/.test(value.image)) {
+      const size = Array.isArray(value.size) ? ` · ${value.size.join(" × ")} px` : "";
+      return h(
+        "figure",
+        { class: "v-figure" },
+        h("img", { class: "v-image", src: value.image, alt: value.class || "image" }),
+        h("figcaption", { class: "v-caption" }, `${value.class || "image"}${size}`),
+      );
     }
   }
-  if (keysAre(value, ["plotly"])) return plotly(value.plotly, depth);
+  if (keysAre(value, ["plotly"], ["class"])) return plotly(value.plotly, depth);
+  if (keysAre(value, ["preview"], ["class", "size"]) && typeof value.preview === "string") {
+    const size = Array.isArray(value.size) ? ` · ${value.size.join(" × ")} px` : "";
+    return h("span", { class: "v-class" }, `<${value.class || "value"}>${size} · preview ${value.preview}`);
+  }
   if (keysAre(value, ["text", "length", "truncated"])) {
     return h(
       "div",
