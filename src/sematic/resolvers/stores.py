@@ -8,6 +8,9 @@ server never imports SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.resolvers.settings import LocalSettings
 
@@ -26,14 +29,17 @@ def open_stores(settings: LocalSettings) -> tuple[MetadataStore, ArtifactStore]:
     return SqlMetadataStore(settings.database_url), FsspecArtifactStore(settings.artifact_url)
 
 
-def open_artifact_store(
+@contextmanager
+def worker_artifact_store(
     *, artifact_url: str, server_url: str | None, api_key: str | None
-) -> ArtifactStore:
+) -> Iterator[ArtifactStore]:
     """The artifact store of a worker: its job's server if it names one, else the URL."""
     if server_url:
         from sematic.storage.http import HttpArtifactStore
 
-        return HttpArtifactStore(server_url, api_key)
+        with HttpArtifactStore(server_url, api_key) as store:
+            yield store
+        return
     from sematic.storage.artifacts import FsspecArtifactStore
 
-    return FsspecArtifactStore(artifact_url)
+    yield FsspecArtifactStore(artifact_url)

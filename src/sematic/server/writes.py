@@ -37,7 +37,7 @@ from sematic.storage.serialization import verify
 
 ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-CACHE_KEY = re.compile(r"[0-9A-Za-z._:-]{1,256}")
+CACHE_KEY = re.compile(r"[0-9a-f]{64}")  # sha256 of function, source and inputs
 STATES = frozenset(state.value for state in State)
 MAX_WRITE_BYTES = 256 * 1024 * 1024
 MAX_TYPE_KEY_BYTES = 8 * 1024
@@ -154,7 +154,7 @@ class _Writes:
         self.authorize(request)
         key = request.path_params["cache_key"]
         if not CACHE_KEY.fullmatch(key):
-            raise HTTPException(400, f"{key!r} is not a cache key.")
+            raise HTTPException(400, f"{key!r} is not a cache key (64 lowercase hex digits).")
         found = await asyncio.to_thread(self.metadata.find_cached_output, key)
         return JSONResponse({"artifact_id": found})
 
@@ -232,6 +232,7 @@ def _check_batch(batch: _Batch) -> None:
         for name, artifact_id in run.inputs.items():
             _check(ARTIFACT_ID, artifact_id, f"{at}.inputs.{name}", "an artifact id")
         _check(ARTIFACT_ID, run.output, f"{at}.output", "an artifact id", optional=True)
+        _check(CACHE_KEY, run.cache_key, f"{at}.cache_key", "a cache key", optional=True)
         if run.state not in STATES:
             raise HTTPException(400, f"{at}.state: unknown state {run.state!r}.")
     for index, transition in enumerate(batch.transitions):

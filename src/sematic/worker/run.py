@@ -14,8 +14,9 @@ from sematic.core.engine import Failed, ReturnedFuture, Succeeded
 from sematic.core.execution import execute
 from sematic.core.jobs import WorkerJob, WorkerResult
 from sematic.core.loading import load_function
+from sematic.core.ports import ArtifactStore
 from sematic.core.props import FunctionProps
-from sematic.resolvers.stores import API_KEY_VARIABLE, open_artifact_store
+from sematic.resolvers.stores import API_KEY_VARIABLE, worker_artifact_store
 from sematic.storage.serialization import deserialize, serialize
 
 
@@ -35,12 +36,16 @@ def run_job(job: WorkerJob) -> int:
 
 
 def _run(job: WorkerJob, result_path: Path) -> WorkerResult:
-    function = load_function(job.function_path, job.main_path)
-    store = open_artifact_store(
+    with worker_artifact_store(
         artifact_url=job.artifact_url,
         server_url=job.server_url,
         api_key=os.environ.get(API_KEY_VARIABLE) or None,
-    )
+    ) as store:
+        return _run_with(job, result_path, store)
+
+
+def _run_with(job: WorkerJob, result_path: Path, store: ArtifactStore) -> WorkerResult:
+    function = load_function(job.function_path, job.main_path)
     input_types = function.input_types
     kwargs = {
         name: deserialize(store.get(ref.artifact_id), ref.type_description, input_types[name])

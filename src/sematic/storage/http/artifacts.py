@@ -38,6 +38,12 @@ class HttpArtifactStore:
     def __repr__(self) -> str:
         return f"HttpArtifactStore({self.url!r})"
 
+    def __enter__(self) -> HttpArtifactStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._http.close()
 
