@@ -6,7 +6,7 @@
 // its children, laid out recursively in its place). An edge between two runs is drawn
 // between their nearest visible ancestors; within one box, it orders the box's children.
 
-import { escape, TERMINAL } from "./util.js";
+import { escape } from "./util.js";
 
 export const NODE_W = 188;
 export const NODE_H = 50;
@@ -288,8 +288,10 @@ export function metaText(graph, run) {
   return parts.join(" · ");
 }
 
+const EXECUTING = new Set(["SCHEDULED", "RETRYING"]);
+
 export function nodeClass(run, kind, selected) {
-  const live = TERMINAL.has(run.state) ? "" : " running";
+  const live = EXECUTING.has(run.state) ? " running" : ""; // animated: keep it to a few
   return `${kind} state-${run.state}${live}${selected ? " selected" : ""}`;
 }
 
@@ -306,7 +308,7 @@ export function nodeMarkup(graph, id, box, selectedId) {
   const run = graph.runs.get(id);
   const toggle = graph.hasChildren(id);
   return (
-    `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
+    `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" tabindex="0" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
     `<rect class="body" width="${NODE_W}" height="${NODE_H}" rx="8"/>` +
     `<rect class="band" width="5" height="${NODE_H - 16}" x="0" y="8" rx="2"/>` +
     `<text class="name" x="14" y="21">${escape(truncate(run.name, NODE_W - (toggle ? 50 : 24)))}</text>` +

@@ -192,6 +192,19 @@ export function showRun(main, runId, selectedId) {
     scroller.title = run ? `${run.name} — ${run.state}` : "";
   });
 
+  svg.addEventListener("keydown", (event) => {
+    const node = event.target.closest?.("[data-run]");
+    if (!node || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    if (event.key === " " && graph.hasChildren(node.dataset.run)) {
+      const id = node.dataset.run;
+      toggled.set(id, !isExpanded(id));
+      renderGraph(id);
+    } else {
+      select(node.dataset.run);
+    }
+  });
+
   svg.addEventListener("click", (event) => {
     const toggle = event.target.closest("[data-toggle]");
     if (toggle) {
