@@ -5,7 +5,7 @@ failure) are reused, with two more added to the same SEMATIC_HOME: ``report`` (a
 a numpy array, a dataclass, nesting, worker logs) and ``fanout``, a graph of 247 runs written
 straight into the store (big enough to start collapsed), and ``previews``, whose runs output
 an image, a plotly figure and a preview left out for its size (as the artifact summaries
-describe them). Chromium is Debian's
+describe them), and 25 daily runs of ``nightly_job``. Chromium is Debian's
 ``/usr/bin/chromium`` driven by Playwright, which downloads no browser. Each test leaves a
 screenshot under ``$SEMATIC_TEST_ARTIFACTS/screenshots`` (default ``test-output/``).
 """
@@ -53,7 +53,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @dataclass(frozen=True)
 class UiHome:
-    """``recorded`` plus the ``report``, ``fanout`` and ``previews`` pipelines."""
+    """``recorded`` plus the ``report``, ``fanout``, ``previews`` and ``nightly_job`` pipelines."""
 
     recorded: Recorded
     report_root: str
@@ -217,6 +217,29 @@ def previews_records(now: float) -> tuple[list[RunRecord], list[ArtifactRecord]]
     return runs, artifacts
 
 
+HISTORY_RUNS = 25
+
+
+def history_records(now: float) -> list[RunRecord]:
+    """HISTORY_RUNS root runs of one pipeline, ``nightly_job``, the newest failed."""
+    return [
+        RunRecord(
+            id=_hex(0xD0, i, width=32),
+            root_id=_hex(0xD0, i, width=32),
+            parent_id=None,
+            name="nightly_job",
+            function_path="tests.ui.nightly_job",
+            state="FAILED" if i == HISTORY_RUNS - 1 else "RESOLVED",
+            created_at=now - 86_400 * (HISTORY_RUNS - i),
+            updated_at=now - 86_400 * (HISTORY_RUNS - i) + 60,
+            started_at=now - 86_400 * (HISTORY_RUNS - i),
+            ended_at=now - 86_400 * (HISTORY_RUNS - i) + 60,
+            tags=(f"day{i}",),
+        )
+        for i in range(HISTORY_RUNS)
+    ]
+
+
 @pytest.fixture(scope="session")
 def ui_home(recorded: Recorded) -> UiHome:
     with pytest.MonkeyPatch.context() as patch:
@@ -230,6 +253,7 @@ def ui_home(recorded: Recorded) -> UiHome:
     with SqlMetadataStore(recorded.settings.database_url) as store:
         store.write(runs=runs, artifacts=artifacts, edges=edges)
         store.write(runs=previews, artifacts=images)
+        store.write(runs=history_records(time.time()))
     return UiHome(
         recorded=recorded,
         report_root=report.id,

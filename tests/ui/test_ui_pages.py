@@ -7,7 +7,14 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import FANOUT_GROUPS, FANOUT_STEPS, UiHome, node, panel_section
+from tests.ui.conftest import (
+    FANOUT_GROUPS,
+    FANOUT_STEPS,
+    HISTORY_RUNS,
+    UiHome,
+    node,
+    panel_section,
+)
 from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow
@@ -18,9 +25,21 @@ def test_the_pipelines_list_shows_the_latest_run_of_each_pipeline(
 ) -> None:
     page.goto(ui_server.url + "/")
     rows = page.locator("table.runs tbody tr[data-run]")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     names = {row.get_attribute("data-name") for row in rows.all()}
-    assert names == {"mixed", "three_steps", "fails_inside", "report", "fanout", "previews"}
+    assert names == {
+        "mixed",
+        "three_steps",
+        "fails_inside",
+        "report",
+        "fanout",
+        "previews",
+        "nightly_job",
+    }
+    nightly = page.locator('tr[data-name="nightly_job"]')
+    expect(nightly.locator(".state")).to_have_text("FAILED")  # its latest run
+    expect(nightly.locator(".tag")).to_have_text(f"day{HISTORY_RUNS - 1}")
+    expect(nightly.locator("td").last).to_have_text(f"{HISTORY_RUNS} runs")
 
     mixed = page.locator('tr[data-name="mixed"]')
     expect(mixed.locator(".state")).to_have_text("RESOLVED")
@@ -44,11 +63,28 @@ def test_the_pipelines_list_shows_the_latest_run_of_each_pipeline(
 
 
 def test_one_pipelines_history_is_paginated_by_the_server(page: Page, ui_server: Server) -> None:
-    page.goto(ui_server.url + "/#/?pipeline=mixed")
-    expect(page.locator(".page-head h1")).to_contain_text("Runs of mixed")
-    expect(page.locator("table.runs tbody tr[data-run]")).to_have_count(1)
+    page.goto(ui_server.url + "/")
+    page.locator('tr[data-name="nightly_job"] td').last.locator("a").click()
+    expect(page.locator(".page-head h1")).to_contain_text("Runs of nightly_job")
+    rows = page.locator("table.runs tbody tr[data-run]")
+    expect(rows).to_have_count(20)
+    expect(page.locator(".page-head .count")).to_have_text(f"{HISTORY_RUNS} runs")
+    expect(page.locator(".pager")).to_contain_text("page 1 of 2")
+    expect(rows.first.locator(".tag")).to_have_text(f"day{HISTORY_RUNS - 1}")  # newest first
+    expect(page.locator("[data-action=previous]")).to_be_disabled()
+
+    page.click("[data-action=next]")
+    expect(rows).to_have_count(HISTORY_RUNS - 20)
+    expect(rows.last.locator(".tag")).to_have_text("day0")
+    expect(page.locator("[data-action=next]")).to_be_disabled()
+    assert "page=2" in page.url
+
+    page.select_option("select[name=status]", "FAILED")  # filtered by the server
+    expect(rows).to_have_count(1)
     expect(page.locator(".page-head .count")).to_have_text("1 run")
-    expect(page.locator(".pager")).to_contain_text("page 1 of 1")
+    page.reload()  # the filters live in the address
+    expect(rows).to_have_count(1)
+    expect(page.locator("select[name=status]")).to_have_value("FAILED")
 
 
 def test_the_run_page_draws_the_dag_and_renders_values_and_logs(
