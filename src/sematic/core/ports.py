@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sematic.core.engine import Event, Execute, Run, State
@@ -113,9 +113,14 @@ class ArtifactStore(Protocol):
     ``type_key`` is the type key the id was computed from (sha256 of type key and bytes):
     a store that checks what it is given against the id (the HTTP store, whose server
     verifies before storing) needs it; stores on trusted storage ignore it.
+    ``put_many`` stores several (each as ``put`` would); a remote store sends them at once.
     """
 
     def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None: ...
+
+    def put_many(
+        self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
+    ) -> None: ...
 
     def get(self, artifact_id: str) -> bytes: ...
 

@@ -138,10 +138,10 @@ class RunRecorder:
                 transitions, self._transitions = self._transitions, []
                 artifacts, self._new_artifacts = list(self._new_artifacts.values()), {}
                 edges, self._edges = self._edges, []
-            # A payload is buffered with its artifact's record: the type key comes along.
-            keys = {a.id: a.type_description.get("type_key") for a in artifacts}
-            for artifact_id, payload in payloads.items():
-                self.artifacts.put(artifact_id, payload, type_key=keys.get(artifact_id))
+            if payloads:
+                # A payload is buffered with its artifact's record: the type key comes along.
+                keys = {a.id: str(a.type_description.get("type_key")) for a in artifacts}
+                self.artifacts.put_many(payloads, type_keys=keys)
             if runs or transitions or artifacts or edges:
                 self.metadata.write(
                     runs=runs, transitions=transitions, artifacts=artifacts, edges=edges

@@ -320,6 +320,20 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "responses": {**ok, **_errors(400, 401, 503)},
             }
         },
+        "/payloads": {
+            "post": {
+                "summary": "Store many payloads in one request, each checked against its id.",
+                "description": "The body is a sequence of items: a 4-byte big-endian length, "
+                "a JSON header of that length ({id, type_key, size}), then size bytes. Every "
+                "payload is checked before any is stored: one mismatch is a 400 and nothing "
+                "is stored.",
+                "security": _KEYED,
+                "requestBody": {
+                    "content": {"application/x-sematic-payloads": {"schema": {"type": "string"}}}
+                },
+                "responses": {**ok, **_errors(400, 401, 503), **too_large},
+            }
+        },
         "/payloads/{artifact_id}": {
             "get": {
                 "summary": "An artifact store's bytes by id, recorded or not (HEAD: exists).",

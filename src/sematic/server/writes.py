@@ -5,6 +5,8 @@
 - ``PUT /artifacts/{id}/payload``: the payload's bytes, with its type key in the
   ``X-Sematic-Type-Key`` header. The server checks that sha256(type key, 0, bytes) is the
   id before storing anything: a mismatch is a 400 and nothing is stored.
+- ``POST /payloads``: many payloads at once (``wire.payload_batch``: each with its id and
+  type key), all checked before any is stored.
 - ``GET``/``HEAD /payloads/{id}``: the stored bytes, or whether they exist, before the
   artifact is recorded too (the read API's ``/artifacts/{id}/payload`` needs the record).
 - ``GET /cached-outputs/{cache_key}``, ``POST /artifacts/lookup``, ``GET /changed-runs``,
@@ -42,6 +44,7 @@ STATES = frozenset(state.value for state in State)
 MAX_WRITE_BYTES = 256 * 1024 * 1024
 MAX_TYPE_KEY_BYTES = 8 * 1024
 MAX_LOOKUP_IDS = 10_000
+MAX_BATCH_ITEMS = 100_000
 MAX_CHANGED = 1_000
 
 
@@ -74,6 +77,7 @@ def routes(
     return [
         Route(f"{prefix}/write", writes.write, methods=["POST"]),
         Route(f"{prefix}/artifacts/{{artifact_id}}/payload", writes.put_payload, methods=["PUT"]),
+        Route(f"{prefix}/payloads", writes.put_payloads, methods=["POST"]),
         Route(f"{prefix}/payloads/{{artifact_id}}", writes.get_payload, methods=["GET"]),
         Route(f"{prefix}/artifacts/lookup", writes.lookup, methods=["POST"]),
         Route(f"{prefix}/cached-outputs/{{cache_key}}", writes.cached_output, methods=["GET"]),
@@ -125,6 +129,38 @@ class _Writes:
                 "was stored.",
             ) from None
         return JSONResponse({"artifact_id": artifact_id, "size": len(payload)})
+
+    async def put_payloads(self, request: Request) -> Response:
+        self.authorize(request)
+        body = await _body(request, MAX_WRITE_BYTES)
+        try:
+            items = list(wire.read_payload_batch(body))
+        except ValueError as exc:
+            raise HTTPException(400, f"{exc}; nothing was stored.") from None
+        if len(items) > MAX_BATCH_ITEMS:
+            raise HTTPException(400, f"At most {MAX_BATCH_ITEMS} payloads per request.")
+        for index, (artifact_id, type_key, _) in enumerate(items):
+            if not ARTIFACT_ID.fullmatch(artifact_id):
+                raise HTTPException(
+                    400, f"payloads[{index}].id: {artifact_id!r} is not an artifact id."
+                )
+            if len(type_key) > MAX_TYPE_KEY_BYTES:
+                raise HTTPException(400, f"payloads[{index}].type_key is too long.")
+        await asyncio.to_thread(self._verified_put_all, items)
+        return JSONResponse({"stored": len(items)})
+
+    def _verified_put_all(self, items: list[tuple[str, str, bytes]]) -> None:
+        for index, (artifact_id, type_key, payload) in enumerate(items):  # all, then store
+            try:
+                verify(artifact_id, {"type_key": type_key}, payload)
+            except ArtifactCorruptedError:
+                raise HTTPException(
+                    400,
+                    f"payloads[{index}] ({len(payload)} bytes) does not hash to artifact id "
+                    f"{artifact_id} with its type key; nothing was stored.",
+                ) from None
+        for artifact_id, type_key, payload in items:
+            self.artifacts.put(artifact_id, payload, type_key=type_key)
 
     def _verified_put(self, artifact_id: str, type_key: str, payload: bytes) -> None:
         verify(artifact_id, {"type_key": type_key}, payload)  # before anything is stored

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,12 @@ class FsspecArtifactStore:
             self._put_local(os.path.join(self._root, artifact_id[:2]), artifact_id, payload)
         else:
             self._put_fsspec(artifact_id, payload)
+
+    def put_many(
+        self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
+    ) -> None:
+        for artifact_id, payload in payloads.items():
+            self.put(artifact_id, payload)
 
     def get(self, artifact_id: str) -> bytes:
         if not _ID.fullmatch(artifact_id):
@@ -204,6 +211,12 @@ class InMemoryArtifactStore:
     def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
         with self._lock:
             self._payloads.setdefault(artifact_id, bytes(payload))
+
+    def put_many(
+        self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
+    ) -> None:
+        for artifact_id, payload in payloads.items():
+            self.put(artifact_id, payload)
 
     def get(self, artifact_id: str) -> bytes:
         try:

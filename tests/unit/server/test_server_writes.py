@@ -197,6 +197,9 @@ def test_without_the_key_nothing_is_written(keyed_server: Home, headers: dict[st
     base = keyed_server.server.url + "/api/v1"
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         write = client.post("/write", content=_body(run, transition, artifact))
+        batch = client.post(
+            "/payloads", content=wire.payload_batch([(artifact.id, type_key, payload)])
+        )
         put = client.put(
             f"/artifacts/{artifact.id}/payload",
             content=payload,
@@ -210,7 +213,7 @@ def test_without_the_key_nothing_is_written(keyed_server: Home, headers: dict[st
             client.get(f"/runs/{run.id}/cancel"),
             client.post("/artifacts/lookup", json={"ids": [artifact.id]}),
         ]
-    assert [r.status_code for r in (write, put, *reads)] == [401] * 8
+    assert [r.status_code for r in (write, batch, put, *reads)] == [401] * 9
     assert write.headers["www-authenticate"] == "Bearer"
     assert not _recorded(keyed_server, run.id)
     assert all(p.name != artifact.id for p in keyed_server.payload_files())
@@ -254,6 +257,57 @@ def _round_trip(store: HttpArtifactStore, artifact_id: str, payload: bytes, type
         store.get("../../etc/passwd")
     with pytest.raises(ConfigurationError, match="type key"):
         store.put(artifact_id, payload)
+
+
+def test_many_payloads_go_in_one_request(open_server: Home, attempts: list[str]) -> None:
+    items = [serialize(f"batched {i}", str) for i in range(50)]
+    payloads = {item.artifact_id: item.payload for item in items}
+    keys = {item.artifact_id: item.type_description["type_key"] for item in items}
+    with HttpArtifactStore(open_server.server.url) as store:
+        store.put_many(payloads, type_keys=keys)
+        assert attempts == ["POST"]
+        store.put_many(payloads, type_keys=keys)  # idempotent
+        assert all(store.get(artifact_id) == payload for artifact_id, payload in payloads.items())
+        store.put_many({})
+        with pytest.raises(ConfigurationError, match="type key"):
+            store.put_many(payloads)
+
+
+def test_one_tampered_payload_in_a_batch_stores_none(open_server: Home) -> None:
+    items = [serialize(f"batch member {i}", str) for i in range(3)]
+    batch = [(s.artifact_id, s.type_description["type_key"], s.payload) for s in items]
+    artifact_id, type_key, payload = batch[1]
+    batch[1] = (artifact_id, type_key, payload + b" ")
+    with HttpArtifactStore(open_server.server.url) as store:
+        with pytest.raises(ArtifactCorruptedError, match=r"payloads\[1\].*nothing was stored"):
+            store.put_many({i: p for i, _, p in batch}, type_keys={i: k for i, k, _ in batch})
+        assert not any(store.exists(i) for i, _, _ in batch)
+
+
+def _frame(header: dict[str, Any], payload: bytes) -> bytes:
+    encoded = json.dumps(header).encode()
+    return len(encoded).to_bytes(4, "big") + encoded + payload
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"\x00\x00", "payloads[0]: the body ends inside a header length"),
+        (b"\x00\x00\x00\x05{}", "payloads[0]: bad header length 5"),
+        (b"\x00\x00\x00\x02[]", "payloads[0]: the header must have exactly id"),
+        (b"\x00\x00\x00\x03{x}", "payloads[0]: the header is not JSON"),
+        (wire.payload_batch([("../../x", "k", b"p")]), "payloads[0].id: '../../x' is not"),
+        (wire.payload_batch([("a" * 64, "k", b"p")])[:-1], "payloads[0]: bad size 1"),
+        (_frame({"id": "a" * 64, "type_key": "k", "size": True}, b"p"), "payloads[0]: bad size"),
+        (_frame({"id": "a" * 64, "type_key": "k", "size": 1, "x": 1}, b"p"), "payloads[0]: the"),
+        (_frame({"id": 7, "type_key": "k", "size": 1}, b"p"), "payloads[0]: id and type_key"),
+    ],
+)
+def test_a_malformed_batch_is_a_400(open_server: Home, body: bytes, message: str) -> None:
+    response = httpx.post(open_server.server.url + "/api/v1/payloads", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+    assert all(p.name != "a" * 64 for p in open_server.payload_files())
 
 
 @pytest.mark.parametrize("tamper", ["bytes", "type key", "truncated", "no header"])

@@ -213,11 +213,14 @@ def test_a_step_costs_few_requests(
     polls = counts.pop("GET runs/ID/cancel")  # the cancel watch: per second, not per step
     assert polls >= 1
     assert counts["POST write"] == writes["write"]  # one write(), one request
-    assert set(counts) == {"POST write", "PUT artifacts/ID/payload"}
+    assert set(counts) <= {"POST write", "POST payloads", "PUT artifacts/ID/payload"}
+    # Each flush sends its new payloads in one request, then its metadata in one write:
+    # at worst (one step per flush) two requests a step, usually far fewer.
+    uploads = counts["POST payloads"] + counts["PUT artifacts/ID/payload"]
+    assert uploads <= counts["POST write"]
     per_step = sum(counts.values()) / steps
     print(f"{shape.__name__}({size}): {steps} steps, {dict(counts)}, {per_step:.2f} per step")
-    # One payload per new value, and the metadata of many steps in each write.
-    assert per_step <= 1.5
+    assert per_step <= 2
 
 
 def test_an_api_key_server_needs_the_key(

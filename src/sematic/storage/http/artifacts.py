@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -11,13 +12,14 @@ from sematic.core.errors import (
     ArtifactMissingError,
     ConfigurationError,
 )
+from sematic.storage.http import wire
 from sematic.storage.http._connection import HttpConnection
-from sematic.storage.http.wire import TYPE_KEY_HEADER
 
 if TYPE_CHECKING:
     from sematic.core.ports import ArtifactStore
 
 _ID = re.compile(r"[0-9a-f]{64}")
+BATCH_BYTES = 16 * 1024 * 1024  # payloads per upload request, at most
 
 
 class HttpArtifactStore:
@@ -25,7 +27,8 @@ class HttpArtifactStore:
 
     ``put`` uploads (``PUT /api/v1/artifacts/ID/payload``) with the type key the id was
     computed from: the server checks the payload against its id before storing it, so it
-    needs the key. ``get`` and ``exists`` read the server's store directly
+    needs the key. ``put_many`` sends many in one request (``POST /api/v1/payloads``).
+    ``get`` and ``exists`` read the server's store directly
     (``GET``/``HEAD /api/v1/payloads/ID``), also before the artifact is recorded.
     """
 
@@ -48,10 +51,7 @@ class HttpArtifactStore:
         self._http.close()
 
     def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
-        if not _ID.fullmatch(artifact_id):
-            raise ConfigurationError(
-                f"{artifact_id!r} is not an artifact id (64 lowercase hexadecimal digits)"
-            )
+        self._check(artifact_id)
         if type_key is None:
             raise ConfigurationError(
                 f"cannot upload artifact {artifact_id} to the Sematic server at {self.url} "
@@ -72,8 +72,49 @@ class HttpArtifactStore:
             content=payload,
             headers={
                 "Content-Type": "application/octet-stream",
-                TYPE_KEY_HEADER: quote(type_key, safe=""),
+                wire.TYPE_KEY_HEADER: quote(type_key, safe=""),
             },
+            errors={400: refused},
+        )
+
+    def put_many(
+        self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
+    ) -> None:
+        """All of them in as few requests as possible (``POST /api/v1/payloads``, up to
+        ``BATCH_BYTES`` each); a payload larger than that goes alone (``put``)."""
+        type_keys = type_keys or {}
+        batch: list[tuple[str, str, bytes]] = []
+        size = 0
+        for artifact_id, payload in payloads.items():
+            type_key = type_keys.get(artifact_id)
+            if len(payload) > BATCH_BYTES or type_key is None:
+                self.put(artifact_id, payload, type_key=type_key)
+                continue
+            if batch and size + len(payload) > BATCH_BYTES:
+                self._send(batch)
+                batch, size = [], 0
+            self._check(artifact_id)
+            batch.append((artifact_id, type_key, payload))
+            size += len(payload)
+        if len(batch) == 1:
+            artifact_id, type_key, payload = batch[0]
+            self.put(artifact_id, payload, type_key=type_key)
+        elif batch:
+            self._send(batch)
+
+    def _send(self, batch: list[tuple[str, str, bytes]]) -> None:
+        def refused(detail: str) -> ArtifactCorruptedError:
+            return ArtifactCorruptedError(
+                f"the Sematic server at {self.url} refused {len(batch)} payloads: {detail}"
+            )
+
+        self._http.request(
+            "POST",
+            "/payloads",
+            doing=f"store {len(batch)} artifacts",
+            idempotent=True,  # content-addressed
+            content=wire.payload_batch(batch),
+            headers={"Content-Type": wire.PAYLOADS_TYPE},
             errors={400: refused},
         )
 
@@ -103,6 +144,12 @@ class HttpArtifactStore:
         except ArtifactMissingError:
             return False
         return True
+
+    def _check(self, artifact_id: str) -> None:
+        if not _ID.fullmatch(artifact_id):
+            raise ConfigurationError(
+                f"{artifact_id!r} is not an artifact id (64 lowercase hexadecimal digits)"
+            )
 
     def _missing(self, artifact_id: str) -> ArtifactMissingError:
         return ArtifactMissingError(

@@ -8,7 +8,7 @@ trusts what the server sends back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -22,6 +22,9 @@ EDGE_FIELDS = tuple(f.name for f in fields(EdgeRecord))
 # The header of a payload upload that carries the type key its artifact id was computed
 # from (percent-encoded UTF-8): the server checks the payload against the id with it.
 TYPE_KEY_HEADER = "X-Sematic-Type-Key"
+# The content type of several payloads in one body (``payload_batch``).
+PAYLOADS_TYPE = "application/x-sematic-payloads"
+_FRAME_HEADER_MAX = 16 * 1024
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -72,3 +75,48 @@ def batch(
         },
         separators=(",", ":"),
     ).encode()
+
+
+def payload_batch(items: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """The body of ``POST /api/v1/payloads``: (artifact id, type key, payload) each.
+
+    Each item is a 4-byte big-endian length, a JSON header ``{"id", "type_key", "size"}``
+    of that length, then ``size`` bytes of payload.
+    """
+    parts: list[bytes] = []
+    for artifact_id, type_key, payload in items:
+        header = json.dumps(
+            {"id": artifact_id, "type_key": type_key, "size": len(payload)},
+            separators=(",", ":"),
+        ).encode()
+        parts += [len(header).to_bytes(4, "big"), header, payload]
+    return b"".join(parts)
+
+
+def read_payload_batch(body: bytes) -> Iterator[tuple[str, str, bytes]]:
+    """The items of a ``payload_batch`` body; ValueError saying what is wrong with it."""
+    view = memoryview(body)
+    offset = index = 0
+    while offset < len(view):
+        where = f"payloads[{index}]"
+        if offset + 4 > len(view):
+            raise ValueError(f"{where}: the body ends inside a header length")
+        length = int.from_bytes(view[offset : offset + 4], "big")
+        offset += 4
+        if not 0 < length <= _FRAME_HEADER_MAX or offset + length > len(view):
+            raise ValueError(f"{where}: bad header length {length}")
+        try:
+            header = json.loads(bytes(view[offset : offset + length]))
+        except ValueError:
+            raise ValueError(f"{where}: the header is not JSON") from None
+        offset += length
+        if not isinstance(header, dict) or set(header) != {"id", "type_key", "size"}:
+            raise ValueError(f"{where}: the header must have exactly id, type_key and size")
+        artifact_id, type_key, size = header["id"], header["type_key"], header["size"]
+        if not isinstance(artifact_id, str) or not isinstance(type_key, str):
+            raise ValueError(f"{where}: id and type_key must be strings")
+        if type(size) is not int or size < 0 or offset + size > len(view):
+            raise ValueError(f"{where}: bad size {size!r}")
+        yield artifact_id, type_key, bytes(view[offset : offset + size])
+        offset += size
+        index += 1
