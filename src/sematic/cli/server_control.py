@@ -191,9 +191,28 @@ def stop() -> None:
 @_port
 @click.option("--database-url", default=None, help="Database URL (default: from settings).")
 @click.option("--artifact-url", default=None, help="Artifact store URL (default: settings).")
-def server(host: str, port: int, database_url: str | None, artifact_url: str | None) -> None:
-    """Run the Sematic server in the foreground (Ctrl-C stops it)."""
+@click.option(
+    "--api-key-env",
+    default="SEMATIC_API_KEY",
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the API key that writes and artifact reads require.",
+)
+def server(
+    host: str, port: int, database_url: str | None, artifact_url: str | None, api_key_env: str
+) -> None:
+    """Run the Sematic server in the foreground (Ctrl-C stops it).
+
+    This is server mode, for a team: every write and every artifact or log read needs the
+    API key. For a keyless server on this machine, use `sematic start`.
+    """
+    if not os.environ.get(api_key_env, "").strip():
+        raise CliError(
+            f"sematic server needs an API key: put one in ${api_key_env} (or name another "
+            "variable with --api-key-env); for a local server without one, use `sematic start`"
+        )
     args = [sys.executable, "-m", SERVER_MODULE, "--host", host, "--port", str(port)]
+    args += ["--api-key-env", api_key_env]
     if database_url:
         args += ["--database-url", database_url]
     if artifact_url:

@@ -35,7 +35,7 @@ def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
-        help="environment variable holding the API key that payload and log reads require",
+        help="environment variable holding the API key that writes and payload/log reads require",
     )
     return parser
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if api_key is None and args.host not in _LOOPBACK:
         print(
             f"warning: serving on {args.host} without an API key: anyone who can reach it "
-            "can read every payload and log (use --api-key-env)",
+            "can write runs and read every payload and log (use --api-key-env)",
             file=sys.stderr,
             flush=True,
         )

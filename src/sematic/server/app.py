@@ -1,9 +1,9 @@
-"""The read-only HTTP API over the metadata store, the artifact store and the run logs.
+"""The HTTP API over the metadata store, the artifact store and the run logs, and the web UI.
 
 Every response is JSON except payloads (bytes) and logs (text); errors are
-``{"error": "..."}``. With an API key, payload and log reads need
-``Authorization: Bearer KEY``. The server serves stored bytes as they are and never
-deserializes (never unpickles) a payload.
+``{"error": "..."}``. With an API key, every write (``writes``), cancel and rerun
+(``steering``) and every payload and log read need ``Authorization: Bearer KEY``. The
+server serves stored bytes as they are and never deserializes (never unpickles) a payload.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--database-url")
     parser.add_argument("--artifact-url")
+    parser.add_argument("--api-key-env")
     args = parser.parse_args()
     print(f"fake server starting in mode {MODE}: {vars(args)}", flush=True)
     if MODE == "crash":

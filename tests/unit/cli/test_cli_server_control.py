@@ -147,20 +147,31 @@ def test_server_runs_in_the_foreground_with_its_options(fake: Path) -> None:
     assert "'port': 5999" in done.stdout
     assert "'database_url': 'sqlite:///x.db'" in done.stdout
     assert "'artifact_url': None" in done.stdout
+    assert "'api_key_env': 'SEMATIC_API_KEY'" in done.stdout
 
 
-def sematic_fake(*args: str) -> subprocess.CompletedProcess[str]:
+def test_server_mode_refuses_to_start_without_an_api_key(fake: Path) -> None:
+    done = sematic_fake("server", "--api-key-env", "TEAM_KEY", env={"TEAM_KEY": " "})
+    assert done.returncode == 1
+    assert "fake server" not in done.stdout  # never started
+    assert done.stderr == (
+        "error: sematic server needs an API key: put one in $TEAM_KEY (or name another "
+        "variable with --api-key-env); for a local server without one, use `sematic start`\n"
+    )
+
+
+def sematic_fake(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The installed script, with the fake server in "crash" mode as its server module."""
     code = (
         "import sys; from sematic.cli import main, server_control; "
         "server_control.SERVER_MODULE = 'tests.unit.cli.fake_server'; "
         "sys.exit(main.cli())"
     )
-    env = {**os.environ, "FAKE_SERVER_MODE": "crash"}
+    environment = {**os.environ, "FAKE_SERVER_MODE": "crash", "SEMATIC_API_KEY": "k"}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
-        env=env,
+        env={**environment, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
