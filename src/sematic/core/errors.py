@@ -11,10 +11,13 @@
     │   ├── ConfigurationError       bad settings or resolver arguments
     │   ├── FunctionTimeoutError     a function ran past its timeout_mins
     │   ├── NotInRunError            sematic.context() called outside a running function
-    │   └── PipelineFinishedError    cancel asked of a pipeline that already finished
+    │   ├── PipelineFinishedError    cancel asked of a pipeline that already finished
+    │   ├── ImageNotFoundError       a base image (or its tag or digest) is not in its registry
+    │   └── RegistryAuthError        a registry refused the credentials (or there were none)
     ├── InfrastructureError        a fault of the machinery (worker lost, store down);
     │   │                          retried by default
-    │   └── WorkerLostError          a worker process or pod died without reporting
+    │   ├── WorkerLostError          a worker process or pod died without reporting
+    │   └── RegistryError            a registry is unreachable or answered against the spec
     ├── StoreError                 a run or artifact cannot be read back
     │   ├── RunNotFoundError         no run with that id
     │   ├── ArtifactMissingError     the payload of an artifact is gone
@@ -71,12 +74,24 @@ class PipelineFinishedError(UserError):
     """Cancel was asked of a pipeline that has already finished."""
 
 
+class ImageNotFoundError(UserError, LookupError):
+    """A container image, tag or digest named in the settings is not in its registry."""
+
+
+class RegistryAuthError(UserError):
+    """A container registry refused the credentials, or needed some and found none."""
+
+
 class InfrastructureError(SematicError):
     """The machinery failed (a worker died, a store was unreachable). Retried by default."""
 
 
 class WorkerLostError(InfrastructureError):
     """A worker process or pod died without reporting an outcome."""
+
+
+class RegistryError(InfrastructureError):
+    """A container registry is unreachable, or answered in a way the OCI spec does not allow."""
 
 
 class StoreError(SematicError):
