@@ -8,6 +8,7 @@ from typing import Any
 
 from sematic.core.errors import ConfigurationError, PipelineCanceledError
 from sematic.core.future import Future
+from sematic.core.images import ImageMap
 from sematic.core.loading import load_function
 from sematic.core.ports import MetadataStore, RunObserver
 from sematic.core.records import RunRecord
@@ -113,6 +114,9 @@ class LocalResolver:
             raise ConfigurationError(
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
             )
+        images = ImageMap.from_environment()
+        if images is not None:  # from `sematic run --build`: refuse missing tags up front
+            images.check_pipeline(future)
         settings = self.settings or LocalSettings.from_environment()
         metadata, artifacts = open_stores(settings)
         recorder = RunRecorder(metadata, artifacts)

@@ -13,6 +13,7 @@ from typing import Any
 from sematic.core.engine import Run, State
 from sematic.core.function import Function
 from sematic.core.future import Future
+from sematic.core.images import ImageMap
 from sematic.core.jobs import InputRef
 from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
@@ -46,10 +47,16 @@ class RunRecorder:
     """
 
     def __init__(
-        self, metadata: MetadataStore, artifacts: ArtifactStore, *, interval: float = 0.05
+        self,
+        metadata: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        interval: float = 0.05,
+        images: ImageMap | None = None,
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
+        self._images = images  # when runs execute in containers: which image each one ran in
         self._records: dict[str, RunRecord] = {}
         self._dirty: dict[str, RunRecord] = {}
         self._transitions: list[TransitionRecord] = []
@@ -276,6 +283,7 @@ class RunRecorder:
             docstring=function.fn.__doc__,
             resource_requirements=requirements_json(props.resource_requirements),
             base_image_tag=props.base_image_tag,
+            container_image=self._images.image_for(props) if self._images else None,
             tags=props.tags,
         )
         self._records[run.id] = record

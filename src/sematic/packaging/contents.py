@@ -1,0 +1,101 @@
+"""What goes into an image's layers: third-party distributions, Sematic, the user's code.
+
+Paths in the image::
+
+    /opt/sematic/site-packages   third-party distributions, then Sematic itself
+    /opt/sematic/bin/sematic-worker   the worker entry point (python -m sematic.worker JOB)
+    /app                         the user's code: the script's package or folder, and the
+                                 configured source paths; the working directory
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+from sematic.core.errors import ConfigurationError
+from sematic.packaging.layers import Entry, tree_entries
+
+SITE_PACKAGES = "/opt/sematic/site-packages"
+APP = "/app"
+WORKER = "/opt/sematic/bin/sematic-worker"
+# Not needed to run a pipeline: Sematic comes from its own layer, the rest are installers.
+_LEFT_OUT = frozenset({"sematic", "pip", "setuptools", "wheel"})
+
+
+def environment_entries() -> Iterator[Entry]:
+    """The files of every distribution installed in this environment (but Sematic and
+    installers), from their RECORD, at their place under site-packages."""
+    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name in _LEFT_OUT or not dist.files:
+            continue
+        base = Path(str(dist.locate_file(""))).resolve()
+        for file in dist.files:
+            if file.parts[:1] == ("..",) or file.name.startswith("__editable__"):
+                continue  # scripts outside site-packages; editable-install hooks
+            if file.suffix in (".pyc", ".pyo"):
+                continue
+            source = base / file
+            if source.is_file() or source.is_symlink():
+                yield Entry.file(f"{SITE_PACKAGES}/{file.as_posix()}", source)
+
+
+def requirements_entries(requirements: Path, cache: Path, python: str) -> Iterator[Entry]:
+    """The distributions ``requirements`` pins, installed with pip for CPython ``python``
+    ("3.11") on manylinux x86-64 into a cache folder keyed by the file's contents."""
+    key = hashlib.sha256(requirements.read_bytes() + python.encode()).hexdigest()[:24]
+    target = cache / "requirements" / key
+    if not (target / ".complete").exists():
+        partial = target.with_suffix(".partial")
+        subprocess.run(["rm", "-rf", str(partial)], check=True)
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+            "--target", str(partial), "--requirement", str(requirements),
+            "--python-version", python, "--implementation", "cp",
+            "--platform", "manylinux2014_x86_64", "--only-binary=:all:",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = "\n".join(done.stderr.strip().splitlines()[-5:])
+            raise ConfigurationError(f"pip could not install {requirements}:\n{last}")
+        (partial / ".complete").write_text("")
+        partial.rename(target)
+    yield from tree_entries(target, SITE_PACKAGES, skip=frozenset({".complete", "bin"}))
+
+
+def sematic_entries() -> Iterator[Entry]:
+    """Sematic's own package (the worker entry point imports it)."""
+    package = Path(__file__).resolve().parents[1]  # this file is sematic/packaging/...
+    yield from tree_entries(package, f"{SITE_PACKAGES}/sematic")
+
+
+def worker_entries(python: str) -> list[Entry]:
+    script = f'#!/bin/sh\nexec {python} -m sematic.worker "$@"\n'
+    return [Entry(WORKER, data=script.encode(), executable=True)]
+
+
+def code_root(script: Path) -> Path:
+    """The folder whose contents become /app: above the script's top package, or the
+    script's own folder when it is not in a package."""
+    folder = script.resolve().parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def code_entries(script: Path, sources: tuple[Path, ...]) -> Iterator[Entry]:
+    """The user's code: the script's code root, then each configured source path under
+    /app by its name."""
+    if not script.is_file():
+        raise ConfigurationError(f"{script} is not a file: name the pipeline script to package")
+    yield from tree_entries(code_root(script), APP)
+    for source in sources:
+        if source.is_dir():
+            yield from tree_entries(source, f"{APP}/{source.name}")
+        else:
+            yield Entry.file(f"{APP}/{source.name}", source)
