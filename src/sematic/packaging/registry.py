@@ -2,9 +2,10 @@
 
 ``RegistryClient`` speaks to one registry over HTTPS, or over plain HTTP when it is marked
 insecure (never a silent downgrade). It pulls manifests (OCI and Docker v2, images and
-indexes, an index followed to one platform) and blobs, verifying every digest, and pushes
-blobs (HEAD first, then a cross-repository mount or one monolithic upload streamed from
-disk) and manifests. Authentication (Basic, Bearer tokens) is in ``auth.py``.
+indexes, an index followed to one platform) and blobs (into memory, or streamed into a
+file), verifying every digest. It pushes blobs (HEAD first, then a cross-repository mount
+or one monolithic upload streamed from disk) and manifests. Authentication (Basic, Bearer
+tokens) is in ``auth.py``; names and manifests are in ``reference.py``.
 
 GET and HEAD requests are retried a couple of times on connection errors and 5xx answers,
 as are the other requests that can safely be sent again (starting an upload, storing a
@@ -13,6 +14,7 @@ manifest); a blob upload is not. A client is not thread-safe: use one per thread
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 from collections.abc import Callable, Iterable, Iterator
@@ -225,6 +227,49 @@ class RegistryClient:
             )
         return data
 
+    def download_blob(self, repository: str, digest: str, destination: Path) -> int:
+        """Streams the blob ``digest`` into the file ``destination``; returns its size.
+
+        The file appears (atomically) only once its bytes match the digest; a large layer
+        is never held in memory.
+        """
+        subject = self._blob_subject(repository, digest)
+        response = self._send(
+            "GET",
+            self._url(repository, "blobs", digest),
+            subject=subject,
+            scopes=self._scopes(repository),
+            follow_redirects=True,
+            stream=True,
+        )
+        partial = destination.with_name(f"{destination.name}.partial")
+        hasher, size = hashlib.sha256(), 0
+        try:
+            if response.status_code != 200:
+                self._fail(response, subject, repository)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as file:
+                for chunk in response.iter_bytes(_CHUNK):
+                    hasher.update(chunk)
+                    file.write(chunk)
+                    size += len(chunk)
+        except BaseException as exc:
+            partial.unlink(missing_ok=True)
+            if isinstance(exc, httpx.TransportError):
+                raise self._unreachable(exc, "GET", response.url, subject) from exc
+            raise
+        finally:
+            response.close()
+        if f"sha256:{hasher.hexdigest()}" != digest:
+            partial.unlink()
+            raise RegistryError(
+                f"{self.registry} sent {size} bytes for {subject} that hash to "
+                f"sha256:{hasher.hexdigest()}: the blob is corrupted in the registry or in "
+                "transit; try again"
+            )
+        partial.replace(destination)
+        return size
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         """Whether ``repository`` has the blob ``digest``."""
         return self._blob_exists(repository, digest, self._scopes(repository))
@@ -324,11 +369,13 @@ class RegistryClient:
         body: _Body | None = None,
         retry: bool | None = None,
         follow_redirects: bool = False,
+        stream: bool = False,
     ) -> httpx.Response:
         """Sends a request, authenticating on a 401 and retrying transient failures.
 
         ``retry`` defaults to True for GET and HEAD. The final answer is returned whatever
-        its status; connection failures raise ``RegistryError``.
+        its status; connection failures raise ``RegistryError``. With ``stream``, the body
+        of a 200 is left unread, for the caller to read and close.
         """
         if retry is None:
             retry = method in ("GET", "HEAD")
@@ -341,15 +388,21 @@ class RegistryClient:
             authorization = self._auth.authorization(scopes, subject) if ours else None
             if authorization is not None:
                 request_headers["Authorization"] = authorization
+            request = self._http.build_request(
+                method,
+                url,
+                params=params,
+                headers=request_headers,
+                content=None if body is None else body(),
+            )
             try:
-                response = self._http.request(
-                    method,
-                    url,
-                    params=params,
-                    headers=request_headers,
-                    content=None if body is None else body(),
-                    follow_redirects=follow_redirects,
-                )
+                response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
+                try:
+                    if not (stream and response.status_code == 200):
+                        response.read()
+                except BaseException:
+                    response.close()
+                    raise
             except httpx.TransportError as exc:
                 if retry and attempt < RETRIES and not _is_tls_error(exc):
                     attempt += 1

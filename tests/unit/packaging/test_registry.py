@@ -218,6 +218,35 @@ def test_a_file_is_streamed_not_read_into_memory(registry: RegistryServer, tmp_p
         assert client.bytes_uploaded == size
 
 
+def test_a_blob_is_downloaded_to_a_file_in_chunks(registry: RegistryServer, tmp_path: Path) -> None:
+    data, digest = _blob(12 * 1024 * 1024)
+    with _client(registry) as client:
+        client.push_blob("blobs/download", digest, data)
+        del data
+        destination = tmp_path / "cache" / "layer"
+        tracemalloc.start()
+        try:
+            size = client.download_blob("blobs/download", digest, destination)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 6 * 1024 * 1024, f"{peak:,} bytes allocated while downloading"
+        assert size == destination.stat().st_size == 12 * 1024 * 1024
+        assert sha256_digest(destination.read_bytes()) == digest
+        assert os.listdir(destination.parent) == ["layer"]
+
+        with pytest.raises(ImageNotFoundError, match=f"blob {D1}"):
+            client.download_blob("blobs/download", D1, tmp_path / "missing")
+        assert not (tmp_path / "missing").exists()
+
+        small, small_digest = _blob(1000)
+        client.push_blob("blobs/download", small_digest, small)
+        _blob_file(registry, small_digest).write_bytes(bytes(b ^ 0xFF for b in small))
+        with pytest.raises(RegistryError, match="that hash to"):
+            client.download_blob("blobs/download", small_digest, tmp_path / "cache" / "bad")
+        assert os.listdir(destination.parent) == ["layer"]  # nothing half-written left
+
+
 def test_a_wrong_digest_is_refused_by_the_registry(registry: RegistryServer) -> None:
     data, _ = _blob()
     with _client(registry) as client, pytest.raises(RegistryError) as raised:
