@@ -128,7 +128,7 @@ def settings_delete(key: str) -> None:
 
 
 def _register() -> None:
-    from sematic.cli import pipelines, runs, scaffold, server_control
+    from sematic.cli import packaging, pipelines, runs, scaffold, server_control
 
     for command in (
         server_control.start,
@@ -139,6 +139,7 @@ def _register() -> None:
         runs.cancel,
         pipelines.run,
         pipelines.rerun,
+        packaging.build,
         scaffold.new,
     ):
         cli.add_command(command)

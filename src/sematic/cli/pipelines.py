@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,12 +16,23 @@ from sematic.cli.errors import CliError
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(script: Path, args: tuple[str, ...]) -> None:
+@click.option(
+    "--build",
+    "package",
+    is_flag=True,
+    help="First package the pipeline (as `sematic build`) and run with its image map.",
+)
+def run(script: Path, args: tuple[str, ...], package: bool) -> None:
     """Run the Python SCRIPT (with ARGS) as `python SCRIPT ARGS` would, with this Python."""
     import runpy
 
     if not script.is_file():
         raise CliError(f"no such script: {script}")
+    if package:
+        from sematic.cli.packaging import build_images
+        from sematic.core.images import IMAGES_VARIABLE
+
+        os.environ[IMAGES_VARIABLE] = json.dumps(build_images(script))
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python SCRIPT` does

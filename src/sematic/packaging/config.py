@@ -12,7 +12,8 @@ the script's folder upwards, holds them (the same meanings as the Bazel macro's)
     [env]                                # environment variables of every image
     LOG_LEVEL = "info"
     # requirements = "requirements.lock" # third-party dependencies; without it, the
-    #                                    # distributions installed in this environment
+    #                                    # distributions installed in this environment,
+    # distributions = ["torch"]          # ... or only these, Sematic's, and what they need
     # sources = ["lib", "configs"]       # more source paths (beside the script's package)
     # insecure_registries = ["127.0.0.1:5000"]  # plain HTTP, only for these hosts
     # python = "python3"                 # the interpreter in the bases
@@ -35,6 +36,7 @@ _KEYS = {
     "bases",
     "env",
     "requirements",
+    "distributions",
     "sources",
     "insecure_registries",
     "python",
@@ -51,6 +53,7 @@ class PackagingConfig:
     origin: Path  # the file the settings came from
     env: dict[str, str] = field(default_factory=dict)
     requirements: Path | None = None
+    distributions: tuple[str, ...] | None = None  # None: every installed distribution
     sources: tuple[Path, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     python: str = "python3"
@@ -89,6 +92,13 @@ def parse_config(data: dict[str, Any], origin: Path) -> PackagingConfig:
     required = here / requirements if requirements else None
     if required is not None and not required.is_file():
         raise ConfigurationError(f"{origin}: requirements file {required} does not exist")
+    distributions = (
+        tuple(_str_list(data, "distributions", origin)) if "distributions" in data else None
+    )
+    if required is not None and distributions is not None:
+        raise ConfigurationError(
+            f"{origin}: requirements and distributions both name the dependencies; keep one"
+        )
     sources = tuple(here / s for s in _str_list(data, "sources", origin))
     for source in sources:
         if not source.exists():
@@ -100,6 +110,7 @@ def parse_config(data: dict[str, Any], origin: Path) -> PackagingConfig:
         origin=origin,
         env=_str_table(data, "env", origin),
         requirements=required,
+        distributions=distributions,
         sources=sources,
         insecure_registries=tuple(_str_list(data, "insecure_registries", origin)),
         python=_optional_str(data, "python", origin) or "python3",

@@ -11,11 +11,14 @@ Paths in the image::
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from sematic.core.errors import ConfigurationError
 from sematic.packaging.layers import Entry, tree_entries
@@ -27,12 +30,14 @@ WORKER = "/opt/sematic/bin/sematic-worker"
 _LEFT_OUT = frozenset({"sematic", "pip", "setuptools", "wheel"})
 
 
-def environment_entries() -> Iterator[Entry]:
-    """The files of every distribution installed in this environment (but Sematic and
-    installers), from their RECORD, at their place under site-packages."""
-    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name in _LEFT_OUT or not dist.files:
+def environment_entries(only: tuple[str, ...] | None = None) -> Iterator[Entry]:
+    """Files of distributions installed in this environment, from their RECORD, at their
+    place under site-packages: every one (but Sematic and installers), or with ``only``,
+    those named, Sematic's own requirements, and what they require in turn."""
+    installed = {_normal(d.metadata["Name"] or ""): d for d in metadata.distributions()}
+    wanted = None if only is None else _closure(installed, ("sematic", *only))
+    for name, dist in sorted(installed.items()):
+        if name in _LEFT_OUT or not dist.files or (wanted is not None and name not in wanted):
             continue
         base = Path(str(dist.locate_file(""))).resolve()
         for file in dist.files:
@@ -43,6 +48,33 @@ def environment_entries() -> Iterator[Entry]:
             source = base / file
             if source.is_file() or source.is_symlink():
                 yield Entry.file(f"{SITE_PACKAGES}/{file.as_posix()}", source)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _closure(installed: dict[str, metadata.Distribution], roots: tuple[str, ...]) -> set[str]:
+    """``roots`` and every installed distribution they require (markers evaluated here,
+    extras left out)."""
+    missing = [r for r in roots if _normal(r) not in installed]
+    if missing:
+        raise ConfigurationError(
+            f"distributions {', '.join(missing)} are not installed in this environment "
+            f"({sys.prefix}); install them or remove them from the settings"
+        )
+    found: set[str] = set()
+    pending = [_normal(r) for r in roots]
+    while pending:
+        name = pending.pop()
+        if name in found or name not in installed:
+            continue
+        found.add(name)
+        for text in installed[name].requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(_normal(requirement.name))
+    return found
 
 
 def requirements_entries(requirements: Path, cache: Path, python: str) -> Iterator[Entry]:

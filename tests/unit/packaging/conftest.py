@@ -1,0 +1,9 @@
+"""Fixtures with real parts for the packaging tests: a registry, base images, a container runner."""
+
+from __future__ import annotations
+
+from tests.containers import container_runner
+from tests.images import base_images
+from tests.registry import auth_registry, registry
+
+__all__ = ["auth_registry", "base_images", "container_runner", "registry"]
