@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,7 +85,7 @@ def requirements_entries(requirements: Path, cache: Path, python: str) -> Iterat
     target = cache / "requirements" / key
     if not (target / ".complete").exists():
         partial = target.with_suffix(".partial")
-        subprocess.run(["rm", "-rf", str(partial)], check=True)
+        shutil.rmtree(partial, ignore_errors=True)
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
             "--target", str(partial), "--requirement", str(requirements),
@@ -93,6 +94,7 @@ def requirements_entries(requirements: Path, cache: Path, python: str) -> Iterat
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
             last = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise ConfigurationError(f"pip could not install {requirements}:\n{last}")
         (partial / ".complete").write_text("")
