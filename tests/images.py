@@ -458,6 +458,20 @@ def push_base(
     return reference
 
 
+def push_test_bases(registry: RegistryServer) -> dict[str, str]:
+    """Pushes the two test bases to ``registry``; returns their references by tag."""
+    return {
+        name: push_base(
+            registry,
+            "base/python",
+            name,
+            extra_files={"/etc/sematic-base": f"{name}\n".encode()},
+            env={"SEMATIC_TEST_BASE": name},
+        )
+        for name in ("default", "cuda")
+    }
+
+
 @pytest.fixture(scope="session")
 def base_images(registry: RegistryServer) -> dict[str, str]:
     """Two real bases in ``registry``, by tag: ``default`` (``base/python:default``) and
@@ -469,20 +483,10 @@ def base_images(registry: RegistryServer) -> dict[str, str]:
     the tests only need two distinguishable bases.
     """
     try:
-        return {
-            name: push_base(
-                registry,
-                "base/python",
-                name,
-                extra_files={"/etc/sematic-base": f"{name}\n".encode()},
-                env={"SEMATIC_TEST_BASE": name},
-            )
-            for name in ("default", "cuda")
-        }
+        return push_test_bases(registry)
     except (BaseImageUnavailableError, SkopeoError) as exc:
         problem = str(exc)
     pytest.fail(problem, pytrace=False)
-
 
 if __name__ == "__main__":
     print(base_rootfs())

@@ -13,12 +13,13 @@ temporary directory, not to the test output.
 A missing ``docker-registry`` or ``htpasswd`` fails the tests that need them (never skips
 them): run ``scripts/setup``.
 
-Also usable by hand: ``python -m tests.registry [--auth]`` prints the address and serves
-until Ctrl-C.
+Also usable by hand: ``python -m tests.registry [--auth] [--port N] [--bases]`` prints the
+address and serves until Ctrl-C (``scripts/registry`` does that with the bases on 5000).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import shutil
@@ -150,8 +151,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def local_registry(*, auth: bool = False) -> Iterator[RegistryServer]:
-    """Runs a private registry (with basic authentication when ``auth``); yields it."""
+def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[RegistryServer]:
+    """Runs a private registry (with basic authentication when ``auth``) on ``port``, or
+    a free port; yields it."""
     binary = _binary("docker-registry")
     base = Path(tempfile.mkdtemp(prefix="sematic-registry-"))
     try:
@@ -164,11 +166,11 @@ def local_registry(*, auth: bool = False) -> Iterator[RegistryServer]:
         (base / "storage").mkdir()
         log = base / "registry.log"
         failure = ""
-        for _ in range(3):
-            port = _free_port()
+        for _ in range(3 if port is None else 1):
+            chosen = _free_port() if port is None else port
             config = base / "config.yml"
-            config.write_text(_config(base, port, htpasswd))
-            url = f"http://127.0.0.1:{port}"
+            config.write_text(_config(base, chosen, htpasswd))
+            url = f"http://127.0.0.1:{chosen}"
             with log.open("ab") as output:
                 process = subprocess.Popen(
                     [binary, "serve", str(config)],
@@ -187,14 +189,14 @@ def local_registry(*, auth: bool = False) -> Iterator[RegistryServer]:
                 raise
             if not ready:
                 failure = log.read_text(errors="replace")
-                if "address already in use" in failure:
+                if "address already in use" in failure and port is None:
                     continue  # another process took the port meanwhile: try another one
                 raise RegistryUnavailableError(
                     f"docker-registry exited ({process.returncode}); its log:\n{failure}"
                 )
             try:
                 yield RegistryServer(
-                    address=f"127.0.0.1:{port}",
+                    address=f"127.0.0.1:{chosen}",
                     url=url,
                     username=username,
                     password=password,
@@ -233,15 +235,21 @@ def auth_registry() -> Iterator[RegistryServer]:
     yield from _fixture(auth=True)
 
 
-def _serve(auth: bool) -> None:
-    """Prints the address of a new registry and serves until SIGINT or SIGTERM."""
+def _serve(auth: bool, port: int | None, bases: bool) -> None:
+    """Prints the address of a new registry and serves until SIGINT or SIGTERM; with
+    ``bases``, first pushes the test bases (``base/python:default`` and ``:cuda``)."""
 
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    with local_registry(auth=auth) as server:
+    with local_registry(auth=auth, port=port) as server:
+        if bases:
+            from tests.images import push_test_bases
+
+            for image in push_test_bases(server).values():
+                print(f"pushed {image}", flush=True)
         credentials = f" (user {server.username}, password {server.password})" if auth else ""
         print(f"{server.address}{credentials}\n(Ctrl-C stops it and deletes its data)", flush=True)
         try:
@@ -252,4 +260,9 @@ def _serve(auth: bool) -> None:
 
 
 if __name__ == "__main__":
-    _serve(auth="--auth" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description="A throwaway registry on 127.0.0.1.")
+    parser.add_argument("--auth", action="store_true", help="require basic authentication")
+    parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument("--bases", action="store_true", help="push the two test bases")
+    arguments = parser.parse_args()
+    _serve(arguments.auth, arguments.port, arguments.bases)
