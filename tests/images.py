@@ -488,5 +488,6 @@ def base_images(registry: RegistryServer) -> dict[str, str]:
         problem = str(exc)
     pytest.fail(problem, pytrace=False)
 
+
 if __name__ == "__main__":
     print(base_rootfs())
