@@ -42,7 +42,16 @@ def test_exported_members_are_pinned() -> None:
     assert set(sematic.__all__) == EXPECTED
     for name in sematic.__all__:
         assert hasattr(sematic, name), name
-    subpackages = {"core", "resolvers", "executors", "storage", "cli", "server", "worker"}
+    subpackages = {
+        "core",
+        "resolvers",
+        "executors",
+        "storage",
+        "cli",
+        "server",
+        "worker",
+        "packaging",
+    }
     public = {n for n in dir(sematic) if not n.startswith("_")} - subpackages
     public -= {"TYPE_CHECKING", "Any"}
     assert public <= EXPECTED
