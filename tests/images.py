@@ -364,6 +364,7 @@ def oci_layout(
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": [{"created_by": f"tests/images.py: layer {i}"} for i in range(len(layers))],
     }
     config_digest, config_size = _blob(layout, _canonical(config))
     manifest = {

@@ -223,3 +223,26 @@ def test_sematic_run_build_pushes_both_images_then_runs_the_pipeline(
 
 def _fields(config: PackagingConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in PackagingConfig.__slots__}
+
+
+def test_the_history_lists_every_layer_one_entry_each(
+    script: Path, cache: Path, registry: RegistryServer
+) -> None:
+    config = find_config(script)
+    result = build_it(script, cache)
+    image = result.image_map["default"]
+    repository, digest = image.removeprefix(f"{registry.address}/").split("@")
+    manifest = httpx.get(
+        f"{registry.url}/v2/{repository}/manifests/{digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).json()
+    blob = httpx.get(
+        f"{registry.url}/v2/{repository}/blobs/{manifest['config']['digest']}",
+        follow_redirects=True,
+    ).json()
+    history = [entry for entry in blob["history"] if not entry.get("empty_layer")]
+    assert len(history) == len(manifest["layers"]) == len(blob["rootfs"]["diff_ids"])
+    assert [entry["created_by"] for entry in history[-4:]] == [
+        f"sematic build: {name}" for name in ("dependencies", "sematic", "worker", "code")
+    ]
+    assert config.bases["default"] == f"{registry.address}/base/python:default"
