@@ -191,8 +191,7 @@ def start() -> Cluster:
         running = _running(folder)
         if running is not None:
             return running
-        if folder.exists():
-            _stop_locked(folder)  # the remains of a cluster that died: clean them first
+        _stop_locked(folder)  # the remains of a cluster that died, if any: clean them first
         started = time.monotonic()
         try:
             cluster = _start(folder)
@@ -660,33 +659,46 @@ def stop() -> None:
 
 
 def _stop_locked(folder: Path, keep_logs: bool = False) -> None:
-    state = _read_state(folder)
-    if state is None:
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    processes = state.get("processes")
+    state = _read_state(folder) or {}
+    processes = state.get("processes") or {}
     assert isinstance(processes, dict)
     node = processes.get("node")
-    if node is not None and _alive(int(node["pid"]), str(node["marker"])):
-        _stop_node(folder, int(node["pid"]))
+    _stop_node(folder, int(node["pid"]) if node else None)
     _remove_cgroups()
     for name in ("scheduler", "controller-manager", "apiserver", "etcd", "registry"):
         entry = processes.get(name)
         if entry is not None:
             _terminate(int(entry["pid"]), str(entry["marker"]), name)
-    if keep_logs:
+    _sweep(folder)
+    if keep_logs and (folder / "logs").is_dir():
         logs = folder.parent / f"{folder.name}-logs"
         shutil.rmtree(logs, ignore_errors=True)
         with contextlib.suppress(OSError):
             shutil.copytree(folder / "logs", logs)
         _say(f"logs kept in {logs}")
     shutil.rmtree(folder, ignore_errors=True)
-    _say("stopped")
+    if state:
+        _say("stopped")
+
+
+def _sweep(folder: Path) -> None:
+    """Whatever still runs from the cluster's folder (a crashed start, an interrupted
+    stop): found by its command line naming the folder, killed by PID."""
+    needle = f"{folder}/"
+    spared = {os.getpid(), os.getppid()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        if needle in _cmdline(int(entry.name)):
+            _say(f"left over: pid {entry.name} ({_cmdline(int(entry.name))[:80]}): SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+            _CHILDREN.pop(int(entry.name), None)
 
 
 def _terminate(pid: int, marker: str, name: str, timeout: float = 15) -> None:
     if not _alive(pid, marker):
+        _reap(pid)
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -699,17 +711,24 @@ def _terminate(pid: int, marker: str, name: str, timeout: float = 15) -> None:
         _say(f"{name} (pid {pid}) ignored SIGTERM: SIGKILL")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        child.wait(timeout=15)
+    _reap(pid)
     _say(f"stopped {name} (pid {pid})")
 
 
-def _stop_node(folder: Path, holder: int) -> None:
+def _reap(pid: int) -> None:
+    """Collects the exit status of a process this one started (no zombie is left)."""
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=15)
+
+
+def _stop_node(folder: Path, holder: int | None) -> None:
     """The kubelet, then every container task, containerd, the shims, and the namespace
-    holder (the overlays and bind mounts go with the namespace)."""
+    holder (the overlays and bind mounts go with the namespace). Each step by PID, and
+    each also when an earlier one finds its process gone."""
     node = folder / "node"
-    namespace = _mount_namespace(holder)
+    alive = holder is not None and _alive(holder, "node.sh")
+    namespace = _mount_namespace(holder) if holder is not None and alive else None
     kubelet = _read_pid(node / "kubelet.pid")
     if kubelet is not None:
         _terminate(kubelet, "kubelet", "kubelet")
@@ -719,11 +738,12 @@ def _stop_node(folder: Path, holder: int) -> None:
     containerd = _read_pid(node / "containerd.pid")
     if containerd is not None:
         _terminate(containerd, "containerd", "containerd")
-    if namespace is not None:
+    if namespace is not None and holder is not None:
         for pid in _pids_in_namespace(namespace, exclude=holder):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    _terminate(holder, "node.sh", "node")
+    if holder is not None:
+        _terminate(holder, "node.sh", "node")
 
 
 def _read_pid(path: Path) -> int | None:
@@ -765,7 +785,8 @@ def _pids_in_namespace(namespace: str, exclude: int) -> list[int]:
 
 
 def _remove_cgroups() -> None:
-    """The ``kubepods`` cgroups the kubelet and runc made, deepest first."""
+    """The ``kubepods`` cgroups the kubelet and runc made, deepest first; a process still
+    in one (a container whose shim died) is killed by PID first."""
     root = Path("/sys/fs/cgroup")
     for hierarchy in sorted(root.iterdir()) if root.is_dir() else []:
         top = hierarchy / "kubepods"
@@ -773,6 +794,10 @@ def _remove_cgroups() -> None:
             continue
         folders = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for path in [*folders, top]:
+            with contextlib.suppress(OSError, ValueError):
+                for pid in (path / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
             for _ in range(50):
                 try:
                     path.rmdir()
