@@ -26,7 +26,12 @@ from sematic.core.function import Function, func
 from sematic.core.future import Future
 from sematic.core.resolution import Resolver
 from sematic.core.resolution import set_default_resolver as _set_default_resolver
-from sematic.core.resources import KubernetesRequirements, ResourceRequirements
+from sematic.core.resources import (
+    KubernetesRequirements,
+    KubernetesSecret,
+    KubernetesToleration,
+    ResourceRequirements,
+)
 from sematic.core.retry import RetrySettings
 from sematic.resolvers.silent import SilentResolver, SilentRunner
 
@@ -46,6 +51,8 @@ __all__ = [
     "FutureUsageError",
     "InfrastructureError",
     "KubernetesRequirements",
+    "KubernetesSecret",
+    "KubernetesToleration",
     "LocalResolver",
     "NotInRunError",
     "PipelineCanceledError",

@@ -18,6 +18,8 @@ EXPECTED = {
     "FutureUsageError",
     "InfrastructureError",
     "KubernetesRequirements",
+    "KubernetesSecret",
+    "KubernetesToleration",
     "LocalResolver",
     "NotInRunError",
     "PipelineCanceledError",

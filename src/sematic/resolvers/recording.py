@@ -24,8 +24,7 @@ from sematic.storage.serialization import Serialized, deserialize, serialize, ve
 def requirements_json(requirements: ResourceRequirements | None) -> dict[str, Any] | None:
     if requirements is None:
         return None
-    kubernetes = requirements.kubernetes
-    return {"kubernetes": {"node_selector": dict(kubernetes.node_selector)}}
+    return {"kubernetes": requirements.kubernetes.to_dict()}
 
 
 class _Output:

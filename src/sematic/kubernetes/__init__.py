@@ -1,0 +1,1 @@
+"""Kubernetes: job manifests for the driver and workers (the CloudResolver's adapter)."""

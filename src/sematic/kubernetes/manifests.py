@@ -1,0 +1,172 @@
+"""Kubernetes Job manifests for Sematic's driver and workers, as plain JSON data.
+
+One function, ``job_manifest``, turns what a function asks for (its
+``KubernetesRequirements``), the image, the command and the cluster settings into a
+``batch/v1`` Job. Nothing here talks to a cluster; the executor submits the result with
+the official client.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sematic.core.errors import ConfigurationError
+from sematic.core.resources import KubernetesRequirements
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sematic"}
+CONTAINER = "main"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings:
+    """Where and how Sematic's jobs run in a cluster.
+
+    ``host_network`` runs pods on the node's network (the local test cluster has no pod
+    network); ``env`` reaches every pod (e.g. the server URL seen from pods).
+    """
+
+    namespace: str = "default"
+    service_account: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    host_network: bool = False
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    pod_template: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def job_manifest(
+    *,
+    name: str,
+    image: str,
+    command: list[str],
+    settings: ClusterSettings,
+    requirements: KubernetesRequirements | None = None,
+    labels: Mapping[str, str] = MappingProxyType({}),
+    env: Mapping[str, str] = MappingProxyType({}),
+    deadline_seconds: int | None = None,
+) -> dict[str, Any]:
+    """A Job running ``command`` once in ``image`` (no retries by Kubernetes: Sematic
+    retries per the function's settings)."""
+    if not _NAME.match(name):
+        raise ConfigurationError(
+            f"job name {name!r} is not a DNS label (lowercase letters, digits and '-', "
+            "at most 63 characters)"
+        )
+    wanted = requirements or KubernetesRequirements()
+    all_labels = {**MANAGED_BY, **wanted.labels, **labels}
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    variables: list[dict[str, Any]] = [
+        {"name": k, "value": v} for k, v in {**settings.env, **env}.items()
+    ]
+    for index, secret in enumerate(wanted.secrets):
+        variables.extend(
+            {"name": variable,
+             "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
+            for key, variable in secret.environment.items()
+        )  # fmt: skip
+        if secret.files:
+            volume = f"secret-{index}"
+            volumes.append({"name": volume, "secret": {"secretName": secret.name}})
+            mounts.extend(
+                {"name": volume, "mountPath": path, "subPath": key, "readOnly": True}
+                for key, path in secret.files.items()
+            )
+    if wanted.shared_memory is not None:
+        volumes.append(
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": wanted.shared_memory}}
+        )
+        mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image,
+        "command": list(command),
+        "env": variables,
+        "resources": _resources(wanted),
+        "volumeMounts": mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "nodeSelector": dict(wanted.node_selector),
+        "tolerations": [t.to_dict() for t in wanted.tolerations],
+        "hostNetwork": settings.host_network,
+        "imagePullSecrets": [{"name": s} for s in settings.image_pull_secrets],
+    }
+    account = wanted.service_account or settings.service_account
+    if account:
+        pod_spec["serviceAccountName"] = account
+    pod: dict[str, Any] = {
+        "metadata": {"labels": all_labels, "annotations": dict(wanted.annotations)},
+        "spec": pod_spec,
+    }
+    for template in (settings.pod_template, wanted.pod_template):
+        pod = merge(pod, template)
+    job_spec: dict[str, Any] = {"backoffLimit": 0, "template": pod}
+    if deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": settings.namespace,
+            "labels": all_labels,
+            "annotations": dict(wanted.annotations),
+        },
+        "spec": job_spec,
+    }
+
+
+def _resources(wanted: KubernetesRequirements) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    if wanted.requests:
+        resources["requests"] = dict(wanted.requests)
+    limits = dict(wanted.limits)
+    for name, value in wanted.requests.items():
+        if "/" in name:  # extended resources (GPUs) need limits equal to requests
+            limits.setdefault(name, value)
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merge key by key, containers by name (a
+    container named ``main`` is Sematic's), other lists and values are replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged[key] = merge(current, value)
+        elif key in ("containers", "initContainers") and isinstance(current, list):
+            merged[key] = _merge_named(current, list(value))
+        else:
+            merged[key] = copy.deepcopy(_plain(value))
+    return merged
+
+
+def _merge_named(current: list[Any], extra: list[Any]) -> list[Any]:
+    result = [copy.deepcopy(c) for c in current]
+    for item in extra:
+        name = item.get("name") if isinstance(item, Mapping) else None
+        position = next((i for i, c in enumerate(result) if c.get("name") == name), None)
+        if position is None:
+            result.append(copy.deepcopy(_plain(item)))
+        else:
+            result[position] = merge(result[position], item)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,118 @@
+"""Job manifests: what a function asks for becomes the pod Kubernetes runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from sematic import KubernetesRequirements, KubernetesSecret, KubernetesToleration
+from sematic.core.errors import ConfigurationError
+from sematic.kubernetes.manifests import ClusterSettings, job_manifest, merge
+
+SETTINGS = ClusterSettings(namespace="ml", env={"SEMATIC_SERVER_URL": "http://s"})
+
+
+def pod_of(job: dict) -> dict:  # type: ignore[type-arg]
+    return job["spec"]["template"]  # type: ignore[no-any-return]
+
+
+def test_a_plain_job_runs_once_with_the_image_command_and_environment() -> None:
+    job = job_manifest(
+        name="run-1", image="r/p@sha256:ab", command=["sematic-worker", "job"],
+        settings=SETTINGS, labels={"sematic.dev/run-id": "1"}, env={"A": "b"},
+        deadline_seconds=60,
+    )  # fmt: skip
+    assert job["metadata"]["name"] == "run-1" and job["metadata"]["namespace"] == "ml"
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] == 60
+    pod = pod_of(job)
+    assert pod["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "sematic", "sematic.dev/run-id": "1"
+    }  # fmt: skip
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["hostNetwork"] is False
+    (container,) = spec["containers"]
+    assert container["image"] == "r/p@sha256:ab"
+    assert container["command"] == ["sematic-worker", "job"]
+    assert container["env"] == [
+        {"name": "SEMATIC_SERVER_URL", "value": "http://s"}, {"name": "A", "value": "b"}
+    ]  # fmt: skip
+    assert container["resources"] == {} and spec["nodeSelector"] == {}
+
+
+def test_requirements_become_resources_placement_secrets_and_shared_memory() -> None:
+    wanted = KubernetesRequirements(
+        node_selector={"pool": "gpu"},
+        requests={"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"},
+        limits={"memory": "6Gi"},
+        tolerations=(KubernetesToleration(key="gpu", operator="Exists", effect="NoSchedule"),),
+        secrets=(KubernetesSecret(name="s3", environment={"key": "AWS_KEY"},
+                                  files={"cfg": "/etc/s3/config"}),),
+        shared_memory="1Gi",
+        labels={"team": "ml"},
+        annotations={"owner": "me"},
+        service_account="trainer",
+    )  # fmt: skip
+    job = job_manifest(name="w", image="i", command=["c"], settings=SETTINGS, requirements=wanted)
+    spec = pod_of(job)["spec"]
+    (container,) = spec["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"},
+        "limits": {"memory": "6Gi", "nvidia.com/gpu": "1"},  # GPUs: limit = request
+    }
+    assert spec["nodeSelector"] == {"pool": "gpu"}
+    assert spec["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["serviceAccountName"] == "trainer"
+    assert {"name": "AWS_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "key"}}} in (
+        container["env"]
+    )
+    assert spec["volumes"] == [
+        {"name": "secret-0", "secret": {"secretName": "s3"}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+    ]
+    assert container["volumeMounts"] == [
+        {"name": "secret-0", "mountPath": "/etc/s3/config", "subPath": "cfg", "readOnly": True},
+        {"name": "shm", "mountPath": "/dev/shm"},
+    ]
+    assert pod_of(job)["metadata"]["labels"]["team"] == "ml"
+    assert job["metadata"]["annotations"] == {"owner": "me"}
+
+
+def test_pod_templates_merge_over_the_generated_pod_cluster_first_then_function() -> None:
+    settings = ClusterSettings(
+        host_network=True,
+        pod_template={"spec": {"priorityClassName": "low", "dnsPolicy": "Default"}},
+    )
+    wanted = KubernetesRequirements(
+        pod_template={
+            "spec": {
+                "priorityClassName": "high",
+                "containers": [
+                    {"name": "main", "imagePullPolicy": "Always"},
+                    {"name": "sidecar", "image": "proxy"},
+                ],
+            },
+            "metadata": {"labels": {"extra": "1"}},
+        }
+    )
+    pod = pod_of(job_manifest(name="w", image="i", command=["c"], settings=settings,
+                              requirements=wanted))  # fmt: skip
+    spec = pod["spec"]
+    assert spec["priorityClassName"] == "high" and spec["dnsPolicy"] == "Default"
+    assert spec["hostNetwork"] is True
+    main, sidecar = spec["containers"]
+    assert main["image"] == "i" and main["imagePullPolicy"] == "Always"
+    assert sidecar == {"name": "sidecar", "image": "proxy"}
+    assert pod["metadata"]["labels"]["extra"] == "1"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "sematic"
+
+
+def test_merge_does_not_touch_its_inputs() -> None:
+    base = {"a": {"b": [1]}}
+    merged = merge(base, {"a": {"c": 2}})
+    merged["a"]["b"].append(3)
+    assert base == {"a": {"b": [1]}}
+
+
+@pytest.mark.parametrize("name", ["Upper", "under_score", "-dash", "x" * 64, ""])
+def test_a_job_name_must_be_a_dns_label(name: str) -> None:
+    with pytest.raises(ConfigurationError, match="is not a DNS label"):
+        job_manifest(name=name, image="i", command=["c"], settings=SETTINGS)
