@@ -53,6 +53,7 @@ def test_exported_members_are_pinned() -> None:
         "server",
         "worker",
         "packaging",
+        "kubernetes",
     }
     public = {n for n in dir(sematic) if not n.startswith("_")} - subpackages
     public -= {"TYPE_CHECKING", "Any"}
