@@ -1,0 +1,271 @@
+"""Submits Jobs and follows their pods with a Kubernetes watch, naming why each ended.
+
+``JobWatcher.submit`` creates a Job from a manifest; ``next_outcome`` returns, as soon as
+the watch reports it, how one of them ended: succeeded, or failed with a cause:
+
+========================  ===============================================  ==============
+cause                     seen as                                          infrastructure
+========================  ===============================================  ==============
+``OOMKilled``             the container terminated with reason OOMKilled   no
+``ImagePullFailed``       ErrImagePull, ImagePullBackOff, InvalidImageName yes
+``Unschedulable``         PodScheduled False for ``unschedulable_after`` s  yes
+``Evicted``               the pod's reason is Evicted                      yes
+``DeadlineExceeded``      the pod's reason is DeadlineExceeded             no
+``Deleted``               the pod vanished before it finished              yes
+``ExitCode``              a non-zero exit; the message ends with the log   no
+========================  ===============================================  ==============
+
+Infrastructure causes are the ones worth retrying (the function itself did not fail).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+from sematic.kubernetes.manifests import MANAGED_BY
+
+_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+_INFRASTRUCTURE = {"ImagePullFailed", "Unschedulable", "Evicted", "Deleted"}
+LOG_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """How the Job ``name`` ended. ``cause`` is None when it succeeded."""
+
+    name: str
+    cause: str | None = None
+    message: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.cause is None
+
+    @property
+    def infrastructure(self) -> bool:
+        """The cluster failed the function (worth a retry), not the function itself."""
+        return self.cause in _INFRASTRUCTURE
+
+
+class JobWatcher:
+    """Jobs of one namespace, followed by a watch on their pods (no polling)."""
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str, *, unschedulable_after: float = 60.0
+    ) -> None:
+        # The client's models are loosely typed (and payloads are plain dicts here): Any.
+        self._batch: Any = client.BatchV1Api(api)
+        self._core: Any = client.CoreV1Api(api)
+        self._namespace = namespace
+        self._unschedulable_after = unschedulable_after
+        self._pending: dict[str, float] = {}  # job name -> when it was submitted
+        self._unschedulable: dict[str, tuple[float, str]] = {}  # job -> (since, message)
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._watch: Any = watch.Watch()  # type: ignore[no-untyped-call]
+        self._thread = threading.Thread(target=self._follow, name="sematic-pod-watch", daemon=True)
+        self._thread.start()
+
+    def submit(self, manifest: dict[str, Any]) -> str:
+        name = str(manifest["metadata"]["name"])
+        self._pending[name] = time.monotonic()
+        try:
+            self._batch.create_namespaced_job(self._namespace, manifest)
+        except BaseException:
+            self._pending.pop(name, None)
+            raise
+        return name
+
+    def running(self) -> list[str]:
+        return list(self._pending)
+
+    def next_outcome(self, timeout: float) -> JobOutcome | None:
+        """The next Job to end, or None after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            late = self._late_unschedulable()
+            if late is not None:
+                return late
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                kind, pod = self._events.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if kind == "ERROR":
+                raise pod
+            outcome = self._outcome(kind, pod)
+            if outcome is not None and outcome.name in self._pending:
+                self._pending.pop(outcome.name)
+                self._unschedulable.pop(outcome.name, None)
+                return outcome
+
+    def delete(self, name: str) -> None:
+        """Deletes the Job and its pods (now, not gracefully: a cancel)."""
+        self._pending.pop(name, None)
+        self._unschedulable.pop(name, None)
+        self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        with contextlib.suppress(ApiException):
+            self._batch.delete_namespaced_job(
+                name, self._namespace, propagation_policy="Background", grace_period_seconds=0
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watch.stop()
+        self._thread.join(timeout=5)
+
+    # -- the watch thread ----------------------------------------------------------------
+
+    def _follow(self) -> None:
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    listed = self._core.list_namespaced_pod(
+                        self._namespace, label_selector=_SELECTOR
+                    )
+                    version = listed.metadata.resource_version
+                    for pod in listed.items:
+                        self._events.put(("MODIFIED", pod))
+                for event in self._watch.stream(
+                    self._core.list_namespaced_pod,
+                    self._namespace,
+                    label_selector=_SELECTOR,
+                    resource_version=version,
+                    timeout_seconds=60,
+                ):
+                    pod = event["object"]
+                    version = pod.metadata.resource_version
+                    self._events.put((event["type"], pod))
+                    if self._stop.is_set():
+                        return
+            except ApiException as error:
+                if error.status == 410:  # the version is too old: list again
+                    version = None
+                    continue
+                if not self._stop.is_set():
+                    self._events.put(("ERROR", error))
+                return
+            except Exception as error:  # noqa: BLE001 - the connection broke: watch again
+                if self._stop.is_set():
+                    return
+                time.sleep(0.5)
+                del error
+
+    # -- classification ------------------------------------------------------------------
+
+    def _outcome(self, kind: str, pod: Any) -> JobOutcome | None:
+        job = (pod.metadata.labels or {}).get("job-name")
+        if job is None:
+            return None
+        status = pod.status
+        if kind == "DELETED" and status.phase not in ("Succeeded", "Failed"):
+            return self._deleted(job, pod.metadata.name)
+        if status.phase == "Succeeded":
+            return JobOutcome(job)
+        if status.phase == "Failed":
+            return self._failure(job, pod)
+        for container in status.container_statuses or []:
+            waiting = container.state.waiting if container.state else None
+            if waiting is not None and waiting.reason in _PULL_FAILURES:
+                self._remove(job)  # else the kubelet keeps trying
+                return JobOutcome(
+                    job,
+                    "ImagePullFailed",
+                    f"cannot pull the image {container.image}: {waiting.reason}: "
+                    f"{waiting.message or ''}".strip(),
+                )
+        for condition in status.conditions or []:
+            if condition.type == "PodScheduled" and condition.reason == "Unschedulable":
+                since = self._unschedulable.get(job, (time.monotonic(), ""))[0]
+                self._unschedulable[job] = (since, condition.message or "")
+                return None
+            if condition.type == "PodScheduled" and condition.status == "True":
+                self._unschedulable.pop(job, None)
+        return None
+
+    def _past_deadline(self, job: str) -> JobOutcome | None:
+        """The Job's own verdict when it ran past ``activeDeadlineSeconds`` (its pods are
+        then killed or deleted, which alone would look like an ordinary failure)."""
+        with contextlib.suppress(ApiException):
+            state = self._batch.read_namespaced_job_status(job, self._namespace).status
+            for condition in state.conditions or []:
+                if condition.type == "Failed" and condition.reason == "DeadlineExceeded":
+                    return JobOutcome(job, "DeadlineExceeded", condition.message or "")
+        return None
+
+    def _deleted(self, job: str, pod_name: str) -> JobOutcome:
+        """A pod gone before it finished: the Job's deadline, or someone deleted it."""
+        late = self._past_deadline(job)
+        if late is not None:
+            return late
+        self._remove(job)  # else the Job controller would start another pod
+        return JobOutcome(job, "Deleted", f"the pod {pod_name} was deleted before it finished")
+
+    def _late_unschedulable(self) -> JobOutcome | None:
+        now = time.monotonic()
+        for job, (since, message) in list(self._unschedulable.items()):
+            if now - since >= self._unschedulable_after and job in self._pending:
+                self.delete(job)
+                return JobOutcome(
+                    job,
+                    "Unschedulable",
+                    f"no node can run it after {now - since:.0f} s: {message}",
+                )
+        return None
+
+    def _failure(self, job: str, pod: Any) -> JobOutcome:
+        status = pod.status
+        if status.reason == "Evicted":
+            return JobOutcome(job, "Evicted", f"the pod was evicted: {status.message or ''}")
+        late = self._past_deadline(job)
+        if late is not None:
+            return late
+        if status.reason == "DeadlineExceeded":
+            return JobOutcome(job, "DeadlineExceeded", status.message or "deadline exceeded")
+        for container in status.container_statuses or []:
+            ended = container.state.terminated if container.state else None
+            if ended is None:
+                continue
+            if ended.reason == "OOMKilled":
+                limit = _memory_limit(pod, container.name)
+                return JobOutcome(
+                    job,
+                    "OOMKilled",
+                    f"the container ran out of memory (limit {limit}) and was killed",
+                )
+            return JobOutcome(
+                job,
+                "ExitCode",
+                f"the container exited with code {ended.exit_code}; its last lines:\n"
+                + self._last_lines(pod.metadata.name),
+            )
+        return JobOutcome(job, "ExitCode", status.message or "the pod failed")
+
+    def _last_lines(self, pod_name: str) -> str:
+        try:
+            text = self._core.read_namespaced_pod_log(
+                pod_name, self._namespace, tail_lines=LOG_LINES
+            )
+        except ApiException as error:
+            return f"(no logs: {error.reason})"
+        return str(text).rstrip("\n")
+
+
+def _memory_limit(pod: Any, container_name: str) -> str:
+    for container in pod.spec.containers:
+        if container.name == container_name and container.resources and container.resources.limits:
+            return str(container.resources.limits.get("memory", "none"))
+    return "none"

@@ -1,0 +1,145 @@
+"""JobWatcher on the real cluster: each way a Job can end is noticed through the watch
+and named (success, non-zero exit with the last log lines, OOMKilled, image pull failure,
+unschedulable with the scheduler's message, deadline exceeded, deleted)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sematic import KubernetesRequirements
+from sematic.kubernetes.jobs import JobOutcome, JobWatcher
+from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from tests.cluster import BUSYBOX_IMAGE, Cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def watcher(kubernetes_cluster: Cluster) -> Iterator[JobWatcher]:
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
+    jobs = JobWatcher(api, "default", unschedulable_after=3)
+    submitted: list[str] = []
+    original = jobs.submit
+
+    def submit(manifest: dict[str, Any]) -> str:
+        submitted.append(original(manifest))
+        return submitted[-1]
+
+    jobs.submit = submit  # type: ignore[method-assign]
+    yield jobs
+    for name in submitted:
+        jobs.delete(name)
+    jobs.close()
+    api.close()
+
+
+def job(
+    cluster: Cluster,
+    command: str,
+    wanted: KubernetesRequirements | None = None,
+    *,
+    image: str | None = None,
+    deadline: int | None = None,
+) -> dict[str, Any]:
+    manifest = job_manifest(
+        name=f"w-{uuid.uuid4().hex[:10]}",
+        image=image or cluster.image(BUSYBOX_IMAGE),
+        command=["/bin/sh", "-c", command],
+        settings=ClusterSettings(host_network=cluster.local),
+        requirements=wanted,
+        deadline_seconds=deadline,
+    )
+    manifest["spec"]["template"]["spec"]["automountServiceAccountToken"] = False
+    return manifest
+
+
+def outcome(watcher: JobWatcher, name: str, timeout: float = 120) -> JobOutcome:
+    ended = watcher.next_outcome(timeout)
+    assert ended is not None, f"{name} did not end within {timeout} s"
+    assert ended.name == name
+    return ended
+
+
+def test_success_and_a_failure_with_its_last_lines(
+    watcher: JobWatcher, kubernetes_cluster: Cluster
+) -> None:
+    good = watcher.submit(job(kubernetes_cluster, "echo fine"))
+    assert outcome(watcher, good) == JobOutcome(good)
+    lines = "; ".join(f"echo line {i}" for i in range(30))
+    bad = watcher.submit(job(kubernetes_cluster, f"{lines}; exit 3"))
+    ended = outcome(watcher, bad)
+    assert ended.cause == "ExitCode" and not ended.infrastructure
+    assert ended.message.startswith("the container exited with code 3; its last lines:\n")
+    assert ended.message.splitlines()[1:] == [f"line {i}" for i in range(10, 30)]
+
+
+def test_two_jobs_in_parallel_end_in_the_order_they_finish(
+    watcher: JobWatcher, kubernetes_cluster: Cluster
+) -> None:
+    slow = watcher.submit(job(kubernetes_cluster, "sleep 3"))
+    fast = watcher.submit(job(kubernetes_cluster, "true"))
+    assert outcome(watcher, fast).succeeded
+    assert sorted(watcher.running()) == [slow]
+    assert outcome(watcher, slow).succeeded
+
+
+def test_out_of_memory_is_oomkilled(watcher: JobWatcher, kubernetes_cluster: Cluster) -> None:
+    wanted = KubernetesRequirements(limits={"memory": "16Mi"})
+    name = watcher.submit(
+        job(kubernetes_cluster, "x=$(head -c 64000000 /dev/zero | tr '\\0' a)", wanted)
+    )
+    ended = outcome(watcher, name)
+    assert ended.cause == "OOMKilled", ended
+    assert ended.message == "the container ran out of memory (limit 16Mi) and was killed"
+
+
+def test_a_missing_image_is_an_image_pull_failure(
+    watcher: JobWatcher, kubernetes_cluster: Cluster
+) -> None:
+    missing = kubernetes_cluster.image("sematic/nowhere:missing")
+    name = watcher.submit(job(kubernetes_cluster, "true", image=missing))
+    ended = outcome(watcher, name)
+    assert ended.cause == "ImagePullFailed" and ended.infrastructure
+    assert ended.message.startswith(f"cannot pull the image {missing}: ")
+
+
+def test_unschedulable_after_the_grace_with_the_schedulers_message(
+    watcher: JobWatcher, kubernetes_cluster: Cluster
+) -> None:
+    wanted = KubernetesRequirements(node_selector={"sematic.dev/pool": "nowhere"})
+    name = watcher.submit(job(kubernetes_cluster, "true", wanted))
+    ended = outcome(watcher, name)
+    assert ended.cause == "Unschedulable" and ended.infrastructure
+    # 1.20 says "node affinity", later versions "node affinity/selector"
+    assert re.search(
+        r"didn't match (Pod's )?node (affinity|selector)", ended.message
+    ), ended.message
+
+
+def test_a_deadline_ends_the_job(watcher: JobWatcher, kubernetes_cluster: Cluster) -> None:
+    name = watcher.submit(job(kubernetes_cluster, "sleep 60", deadline=2))
+    ended = outcome(watcher, name)
+    assert ended.cause == "DeadlineExceeded" and not ended.infrastructure, ended
+    assert "deadline" in ended.message.lower(), ended
+
+
+def test_a_deleted_pod_is_noticed(watcher: JobWatcher, kubernetes_cluster: Cluster) -> None:
+    from kubernetes import client, config
+
+    name = watcher.submit(job(kubernetes_cluster, "sleep 60"))
+    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
+    core = client.CoreV1Api(api)
+    pods: list[Any] = []
+    while not pods:
+        pods = core.list_namespaced_pod("default", label_selector=f"job-name={name}").items
+    core.delete_namespaced_pod(pods[0].metadata.name, "default", grace_period_seconds=0)
+    api.close()
+    ended = outcome(watcher, name)
+    assert ended.cause in ("Deleted", "ExitCode"), ended
