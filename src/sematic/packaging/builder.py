@@ -20,14 +20,13 @@ from typing import Any
 from sematic.packaging import contents
 from sematic.packaging.config import PackagingConfig
 from sematic.packaging.layers import Entry, Layer, LayerCache
+from sematic.packaging.reference import DOCKER_MANIFEST, OCI_MANIFEST
 from sematic.packaging.registry import ImageReference, Manifest, RegistryClient
 
 Report = Callable[[str], None]
 
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 _OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 _DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 _DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
@@ -126,7 +125,7 @@ def _image(
         base_config = json.loads(
             source.get_blob(base_ref.repository, base_manifest["config"]["digest"])
         )
-        docker = base_manifest.get("mediaType") == _DOCKER_MANIFEST
+        docker = base_manifest.get("mediaType") == DOCKER_MANIFEST
         image_config = _config(base_config, layers, config, tag, base)
         config_blob = _canonical(image_config)
         manifest = _manifest(base_manifest, layers, config_blob, docker)
@@ -151,7 +150,7 @@ def _image(
     finally:
         if source is not registry:
             source.close()
-    media_type = _DOCKER_MANIFEST if docker else _OCI_MANIFEST
+    media_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
     body = _canonical(manifest)
     digest = _digest(body)
     content_tag = f"{tag}-{digest.removeprefix('sha256:')[:16]}"
@@ -228,7 +227,7 @@ def _manifest(
     layer_type = _DOCKER_LAYER if docker else _OCI_LAYER
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
-        "mediaType": _DOCKER_MANIFEST if docker else _OCI_MANIFEST,
+        "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
         "config": {
             "mediaType": _DOCKER_CONFIG if docker else _OCI_CONFIG,
             "digest": _digest(config_blob),
