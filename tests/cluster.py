@@ -48,11 +48,11 @@ import httpx
 import pytest
 
 from sematic.packaging.layers import Entry, LayerCache
+from sematic.packaging.reference import OCI_MANIFEST
 from sematic.packaging.registry import Manifest, RegistryClient
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "v1.20.2"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 PAUSE_IMAGE = "pause:3.2"
@@ -827,6 +827,7 @@ def kubernetes_cluster() -> Iterator[Cluster]:
         yield Cluster(Path(external), registry, "", "", None, local=False)
         return
     was_running = _running(cluster_dir()) is not None
+    before = kernel_settings()
     try:
         cluster = start()
     except ClusterError as exc:
@@ -836,6 +837,14 @@ def kubernetes_cluster() -> Iterator[Cluster]:
     finally:
         if not was_running:
             stop()
+    after = kernel_settings()
+    if after != before:  # the whole session's check: the node's shadows must have held
+        pytest.fail(f"the host's kernel settings changed: {before} -> {after}", pytrace=False)
+
+
+def kernel_settings() -> dict[str, str]:
+    """The host's values of the settings the kubelet writes (read from /proc/sys)."""
+    return {entry: Path(f"/proc/sys/{entry}").read_text().strip() for entry in SHADOWED_SYSCTLS}
 
 
 def _main() -> None:

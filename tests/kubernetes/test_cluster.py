@@ -18,24 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop
+from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, kernel_settings, start, stop
 
 pytestmark = pytest.mark.slow
-
-WATCHED_SYSCTLS = (
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-)
 
 
 def host_state() -> dict[str, object]:
     """What the cluster must not change: kernel settings, mounts, cgroups, network links,
     iptables rules, and processes running from the cluster's folder."""
-    sysctls = {name: Path(f"/proc/sys/{name}").read_text().strip() for name in WATCHED_SYSCTLS}
+    sysctls = kernel_settings()
     with open("/proc/self/mountinfo") as mountinfo:
         mounts = sorted(" ".join(line.split()[2:]) for line in mountinfo)
     root = Path("/sys/fs/cgroup")

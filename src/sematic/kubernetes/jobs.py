@@ -174,6 +174,9 @@ class JobWatcher:
         if kind == "DELETED" and status.phase not in ("Succeeded", "Failed"):
             return self._deleted(job, pod.metadata.name)
         if status.phase == "Succeeded":
+            if pod.metadata.deletion_timestamp is not None:
+                # Killed for the Job's deadline, a pod may still be reported as succeeded.
+                return self._past_deadline(job) or JobOutcome(job)
             return JobOutcome(job)
         if status.phase == "Failed":
             return self._failure(job, pod)
