@@ -101,11 +101,27 @@ def _say(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
 
 
+_TAKEN: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port BELOW the kernel's ephemeral range: a port from that range (what
+    binding port 0 gives) can be taken by any outgoing connection (the apiserver's to etcd,
+    say) between now and the moment the server binds it; seen once with the kubelet."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        port = secrets.randbelow(low - 20000) + 20000 if low > 21000 else 0
+        if port in _TAKEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+        _TAKEN.add(chosen)
+        return chosen
+    raise ClusterError("no free port on 127.0.0.1")
 
 
 def _tool(name: str) -> str:

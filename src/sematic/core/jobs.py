@@ -10,6 +10,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# In a Kubernetes pod the result goes to the container's termination message, which the
+# cluster keeps in the pod's status (at most 4096 bytes).
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LIMIT = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class InputRef:
@@ -24,7 +29,7 @@ class WorkerJob:
     function_path: str  # module.qualname
     inputs: dict[str, InputRef]
     artifact_url: str
-    result_path: str  # where the worker writes its WorkerResult (JSON)
+    result_path: str  # where the worker writes its WorkerResult (JSON); TERMINATION_LOG in a pod
     timeout_mins: float | None = None
     main_path: str | None = None  # the user's script, when the function lives in __main__
     sys_path: list[str] = field(default_factory=list)
@@ -49,6 +54,9 @@ class WorkerResult:
     kind: str
     artifact: dict[str, Any] | None = None  # id, type_description, summary, size
     pickle_path: str | None = None  # the nested future or the exception, cloudpickled
+    # In a pod: the same pickle, kept in the artifact store as a ``bytes`` artifact
+    # ({"id", "type_description"}), since the pod's files vanish with it.
+    pickle_artifact: dict[str, Any] | None = None
     exception_type: str | None = None
     message: str | None = None
     traceback: str | None = None

@@ -24,7 +24,7 @@ import contextlib
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client, watch
@@ -44,6 +44,8 @@ class JobOutcome:
     name: str
     cause: str | None = None
     message: str = ""
+    # What the container wrote to its termination message (a worker's result), if any.
+    termination_message: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -177,9 +179,9 @@ class JobWatcher:
             if pod.metadata.deletion_timestamp is not None:
                 # Killed for the Job's deadline, a pod may still be reported as succeeded.
                 return self._past_deadline(job) or JobOutcome(job)
-            return JobOutcome(job)
+            return JobOutcome(job, termination_message=_termination_message(pod))
         if status.phase == "Failed":
-            return self._failure(job, pod)
+            return replace(self._failure(job, pod), termination_message=_termination_message(pod))
         for container in status.container_statuses or []:
             waiting = container.state.waiting if container.state else None
             if waiting is not None and waiting.reason in _PULL_FAILURES:
@@ -272,3 +274,11 @@ def _memory_limit(pod: Any, container_name: str) -> str:
         if container.name == container_name and container.resources and container.resources.limits:
             return str(container.resources.limits.get("memory", "none"))
     return "none"
+
+
+def _termination_message(pod: Any) -> str | None:
+    for container in pod.status.container_statuses or []:
+        ended = container.state.terminated if container.state else None
+        if ended is not None and ended.message:
+            return str(ended.message)
+    return None

@@ -1,17 +1,30 @@
-"""``python -m sematic.worker JOB_FILE``: run one function call described by a job file."""
+"""``python -m sematic.worker JOB_FILE``: run one function call described by a job file.
+
+``python -m sematic.worker --job-from-env`` reads the job (JSON) from the environment
+variable ``SEMATIC_WORKER_JOB`` instead: how a Kubernetes pod gets it.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from sematic.core.jobs import WorkerJob
 from sematic.worker.run import run_job
 
+JOB_VARIABLE = "SEMATIC_WORKER_JOB"
+
 
 def main(argv: list[str]) -> int:
+    if argv == ["--job-from-env"]:
+        text = os.environ.get(JOB_VARIABLE)
+        if not text:
+            print(f"--job-from-env: {JOB_VARIABLE} is not set", file=sys.stderr)
+            return 2
+        return run_job(WorkerJob.from_json(text))
     if len(argv) != 1:
-        print("usage: python -m sematic.worker JOB_FILE", file=sys.stderr)
+        print("usage: python -m sematic.worker JOB_FILE | --job-from-env", file=sys.stderr)
         return 2
     job = WorkerJob.from_json(Path(argv[0]).read_text())
     return run_job(job)

@@ -1,10 +1,17 @@
-"""Run one job: import the function, load and check inputs, execute, persist the outcome."""
+"""Run one job: import the function, load and check inputs, execute, persist the outcome.
+
+The outcome (a ``WorkerResult``) goes to the job's ``result_path``. In a Kubernetes pod
+that is the container's termination message (``TERMINATION_LOG``), read by the resolver
+from the pod's status; the pickles a result may carry (a nested future, the exception) then
+go to the artifact store instead of files beside the result, since the pod's files vanish.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import cloudpickle
@@ -12,7 +19,7 @@ import cloudpickle
 from sematic.core.context import RunContext
 from sematic.core.engine import Failed, ReturnedFuture, Succeeded
 from sematic.core.execution import execute
-from sematic.core.jobs import WorkerJob, WorkerResult
+from sematic.core.jobs import TERMINATION_LIMIT, TERMINATION_LOG, WorkerJob, WorkerResult
 from sematic.core.loading import load_function
 from sematic.core.ports import ArtifactStore
 from sematic.core.props import FunctionProps
@@ -20,31 +27,69 @@ from sematic.resolvers.stores import API_KEY_VARIABLE, worker_artifact_store
 from sematic.storage.serialization import deserialize, serialize
 
 
+class _Pickles:
+    """Where a result's pickles go: files beside the result, or (in a pod) the store."""
+
+    def __init__(self, job: WorkerJob, store: ArtifactStore | None) -> None:
+        self._result_path = Path(job.result_path)
+        self._in_pod = job.result_path == TERMINATION_LOG
+        self._store = store
+
+    def keep(self, kind: str, data: bytes) -> WorkerResult:
+        """A result (to be completed) referring to the pickle ``data`` of ``kind``."""
+        if not self._in_pod:
+            path = self._result_path.with_suffix(f".{kind}.pkl")
+            path.write_bytes(data)
+            return WorkerResult(kind="", pickle_path=str(path))
+        if self._store is None:
+            return WorkerResult(kind="")
+        kept = serialize(data, bytes)
+        self._store.put(kept.artifact_id, kept.payload, type_key=kept.type_description["type_key"])
+        return WorkerResult(
+            kind="",
+            pickle_artifact={"id": kept.artifact_id, "type_description": kept.type_description},
+        )
+
+
 def run_job(job: WorkerJob) -> int:
     for entry in reversed(job.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    result_path = Path(job.result_path)
     try:
-        result = _run(job, result_path)
-    except Exception as error:  # noqa: BLE001 - anything before the function ran
-        result = _failure(error, result_path)
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(result.to_json())
-    tmp.replace(result_path)
+        with worker_artifact_store(
+            artifact_url=job.artifact_url,
+            server_url=job.server_url,
+            api_key=os.environ.get(API_KEY_VARIABLE) or None,
+        ) as store:
+            pickles = _Pickles(job, store)
+            try:
+                result = _run_with(job, pickles, store)
+            except Exception as error:  # noqa: BLE001 - anything before the function ran
+                result = _failure(error, pickles)
+    except Exception as error:  # noqa: BLE001 - the store itself failed
+        result = _failure(error, _Pickles(job, None))
+    _write(result, job.result_path)
     return 0
 
 
-def _run(job: WorkerJob, result_path: Path) -> WorkerResult:
-    with worker_artifact_store(
-        artifact_url=job.artifact_url,
-        server_url=job.server_url,
-        api_key=os.environ.get(API_KEY_VARIABLE) or None,
-    ) as store:
-        return _run_with(job, result_path, store)
+def _write(result: WorkerResult, result_path: str) -> None:
+    if result_path == TERMINATION_LOG:
+        text = result.to_json()
+        if len(text.encode()) > TERMINATION_LIMIT and result.traceback:
+            # The full traceback is in the pod's log; keep its end.
+            room = TERMINATION_LIMIT - len(text.encode()) + len(result.traceback.encode()) - 64
+            kept = result.traceback.encode()[-max(room, 0) :].decode(errors="ignore")
+            text = replace(result, traceback=f"...\n{kept}").to_json()
+        with open(result_path, "w") as log:  # a bind mount: written in place
+            log.write(text)
+        return
+    path = Path(result_path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(result.to_json())
+    tmp.replace(path)
 
 
-def _run_with(job: WorkerJob, result_path: Path, store: ArtifactStore) -> WorkerResult:
+def _run_with(job: WorkerJob, pickles: _Pickles, store: ArtifactStore) -> WorkerResult:
     function = load_function(job.function_path, job.main_path)
     input_types = function.input_types
     kwargs = {
@@ -69,23 +114,20 @@ def _run_with(job: WorkerJob, result_path: Path, store: ArtifactStore) -> Worker
             },
         )
     if isinstance(event, ReturnedFuture):
-        pickle_path = result_path.with_suffix(".future.pkl")
-        pickle_path.write_bytes(cloudpickle.dumps(event.future))
-        return WorkerResult(kind="nested", pickle_path=str(pickle_path))
+        return replace(pickles.keep("future", cloudpickle.dumps(event.future)), kind="nested")
     assert isinstance(event, Failed)
-    return _failure(event.error, result_path)
+    return _failure(event.error, pickles)
 
 
-def _failure(error: BaseException, result_path: Path) -> WorkerResult:
-    pickle_path: str | None = str(result_path.with_suffix(".error.pkl"))
+def _failure(error: BaseException, pickles: _Pickles) -> WorkerResult:
     try:
-        Path(str(pickle_path)).write_bytes(cloudpickle.dumps(error))
+        kept = pickles.keep("error", cloudpickle.dumps(error))
     except Exception:  # noqa: BLE001 - unpicklable exception: keep its text only
-        pickle_path = None
+        kept = WorkerResult(kind="")
     print("".join(traceback.format_exception(error)), file=sys.stderr)
-    return WorkerResult(
+    return replace(
+        kept,
         kind="failed",
-        pickle_path=pickle_path,
         exception_type=f"{type(error).__module__}.{type(error).__qualname__}",
         message=str(error),
         traceback="".join(traceback.format_exception(error)),
