@@ -14,7 +14,7 @@ from sematic.core.ports import MetadataStore, RunObserver
 from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
 from sematic.resolvers.liveness import resolving
-from sematic.resolvers.local_executor import LocalExecutor
+from sematic.resolvers.local_executor import LocalExecutor, Workers
 from sematic.resolvers.progress import ProgressDisplay, wants_progress
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
@@ -118,8 +118,9 @@ class LocalResolver:
         if images is not None:  # from `sematic run --build`: refuse missing tags up front
             images.check_pipeline(future)
         settings = self.settings or LocalSettings.from_environment()
+        workers, images_used = self._placement(future, settings)
         metadata, artifacts = open_stores(settings)
-        recorder = RunRecorder(metadata, artifacts)
+        recorder = RunRecorder(metadata, artifacts, images=images_used)
         namespace = self.cache_namespace
         executor = LocalExecutor(
             recorder,
@@ -127,6 +128,7 @@ class LocalResolver:
             max_parallelism=self.max_parallelism,
             cache_namespace=namespace(future) if callable(namespace) else namespace,
             reuse=reuse,
+            workers=workers,
         )
         observers: list[RunObserver] = [recorder]
         display = None
@@ -150,6 +152,13 @@ class LocalResolver:
                 metadata.close()
                 if display is not None:
                     display.stop(outcome)
+
+    def _placement(
+        self, future: Future, settings: LocalSettings
+    ) -> tuple[Workers | None, ImageMap | None]:
+        """Where ``inline=False`` functions run (None: worker processes here), and the
+        images runs execute in (None: none, they run on this machine)."""
+        return None, None
 
     def __repr__(self) -> str:
         return f"LocalResolver(max_parallelism={self.max_parallelism})"

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Protocol
 
 import cloudpickle
 
@@ -56,6 +57,7 @@ class LocalExecutor:
         max_parallelism: int,
         cache_namespace: str | None,
         reuse: Reuse,
+        workers: Workers | None = None,
     ) -> None:
         self._recorder = recorder
         self._settings = settings
@@ -66,7 +68,7 @@ class LocalExecutor:
         self._inline: deque[Execute] = deque()
         self._waiting: deque[tuple[Execute, WorkerJob]] = deque()
         self._running: dict[str, tuple[Execute, WorkerJob]] = {}
-        self._pool = ProcessPool()
+        self._pool: Workers = workers or ProcessWorkers(settings)
         self._jobs_dir: Path | None = None
         self._main = main_script()
         self._watch: CancelWatch | None = None
@@ -194,40 +196,96 @@ class LocalExecutor:
             sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
         while self._waiting and len(self._running) < self._max_parallelism:
             command, job = self._waiting.popleft()
-            job_path = Path(job.result_path).with_suffix(".job")
-            job_path.write_text(job.to_json())
-            argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
-            self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id), self._env)
+            self._pool.start(command, job, self._env)
             self._running[job.run_id] = (command, job)
 
     def _finished(self, exited: Exited) -> Event:
         command, job = self._running.pop(exited.key)
         self._start_waiting()
         run = command.run
-        result_path = Path(job.result_path)
-        if not result_path.exists():
+        result = self._pool.result(job, exited)
+        if isinstance(result, str):
             return Failed(
                 run.id,
-                WorkerLostError(
-                    f"the worker process of {run.future.props.name}() exited with code "
-                    f"{exited.returncode} without reporting a result; its log is "
-                    f"{self._settings.log_path(run.id)}"
-                ),
+                WorkerLostError(f"the worker of {run.future.props.name}() {result}"),
                 infrastructure=True,
             )
-        result = WorkerResult.from_json(result_path.read_text())
         if result.kind == "resolved" and result.artifact is not None:
             return Succeeded(run.id, self._recorder.worker_output(run, result.artifact))
-        if result.kind == "nested" and result.pickle_path:
-            return ReturnedFuture(run.id, cloudpickle.loads(Path(result.pickle_path).read_bytes()))
-        return Failed(run.id, _worker_error(result))
+        if result.kind == "nested":
+            pickled = self._pool.pickle(result)
+            if pickled is not None:
+                return ReturnedFuture(run.id, cloudpickle.loads(pickled))
+        return Failed(run.id, _worker_error(result, self._pool.pickle(result)))
 
 
-def _worker_error(result: WorkerResult) -> BaseException:
-    error: BaseException | None = None
-    if result.pickle_path:
+class Workers(Protocol):
+    """Where ``inline=False`` functions run: worker processes here, or pods."""
+
+    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None: ...
+    def poll(self) -> Exited | None: ...
+    def wait_any(self, timeout: float) -> Exited | None: ...
+    def kill(self, key: str) -> None: ...
+    def close(self) -> None: ...
+
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | str:
+        """What the worker reported, or why it reported nothing: the end of a sentence
+        starting "the worker of f() ..."."""
+        ...
+
+    def pickle(self, result: WorkerResult) -> bytes | None:
+        """The pickle a result refers to (a nested future, the exception), if any."""
+        ...
+
+
+class ProcessWorkers:
+    """Workers as ``python -m sematic.worker JOB_FILE`` processes on this machine."""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self._pool = ProcessPool()
+        self._settings = settings
+
+    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
+        job_path = Path(job.result_path).with_suffix(".job")
+        job_path.write_text(job.to_json())
+        argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
+        self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id), env)
+
+    def poll(self) -> Exited | None:
+        return self._pool.poll()
+
+    def wait_any(self, timeout: float) -> Exited | None:
+        return self._pool.wait_any(timeout=timeout)
+
+    def kill(self, key: str) -> None:
+        self._pool.kill(key)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | str:
+        path = Path(job.result_path)
+        if not path.exists():
+            return (
+                f"exited with code {exited.returncode} without reporting a result; "
+                f"its log is {self._settings.log_path(job.run_id)}"
+            )
+        return WorkerResult.from_json(path.read_text())
+
+    def pickle(self, result: WorkerResult) -> bytes | None:
+        if not result.pickle_path:
+            return None
         try:
-            error = cloudpickle.loads(Path(result.pickle_path).read_bytes())
+            return Path(result.pickle_path).read_bytes()
+        except OSError:
+            return None
+
+
+def _worker_error(result: WorkerResult, pickled: bytes | None) -> BaseException:
+    error: BaseException | None = None
+    if pickled is not None:
+        try:
+            error = cloudpickle.loads(pickled)
         except Exception:  # noqa: BLE001 - fall back to the text of the error
             error = None
     if not isinstance(error, BaseException):

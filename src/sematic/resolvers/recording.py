@@ -16,6 +16,7 @@ from sematic.core.future import Future
 from sematic.core.images import ImageMap
 from sematic.core.jobs import InputRef
 from sematic.core.ports import ArtifactStore, MetadataStore
+from sematic.core.props import FunctionProps
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.resources import ResourceRequirements
 from sematic.storage.serialization import Serialized, deserialize, serialize, verify
@@ -117,6 +118,14 @@ class RunRecorder:
         self._write_buffered()
         if self._error is not None:
             self._raise_flusher_error()
+
+    def _image_of(self, props: FunctionProps) -> str | None:
+        """The image a run executes in: none when runs run here, and for inline runs
+        only when the driver itself runs in an image."""
+        images = self._images
+        if images is None or (props.inline and images.driver_image is None):
+            return None
+        return images.image_for(props)
 
     def close(self) -> None:
         """Stop the flusher and write what remains."""
@@ -282,7 +291,7 @@ class RunRecorder:
             docstring=function.fn.__doc__,
             resource_requirements=requirements_json(props.resource_requirements),
             base_image_tag=props.base_image_tag,
-            container_image=self._images.image_for(props) if self._images else None,
+            container_image=self._image_of(props),
             tags=props.tags,
         )
         self._records[run.id] = record
