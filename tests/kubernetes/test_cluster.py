@@ -1,8 +1,8 @@
 """The local single-node Kubernetes: it leaves the host as it found it, its node is Ready,
 and a Job's container runs and its output is read back with the kubernetes client.
 
-The lifecycle test runs first (files and tests run in order): it starts and stops the
-cluster twice itself, so it needs no cluster running when it begins.
+The lifecycle test runs first (conftest.py moves it to the front): it starts and stops
+the cluster twice itself, so it needs no cluster running when it begins.
 """
 
 from __future__ import annotations
