@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from tests.cluster import kubernetes_cluster
+from tests.cluster import Cluster, kubernetes_cluster
+from tests.registry import RegistryServer
+from tests.unit.server.conftest import Server, start_server
 
-__all__ = ["kubernetes_cluster"]
+__all__ = ["cluster_registry", "kubernetes_cluster", "server"]
+
+
+@pytest.fixture(scope="session")
+def cluster_registry(kubernetes_cluster: Cluster) -> RegistryServer:
+    """The local cluster's registry (nodes pull from it; plain HTTP, no credentials)."""
+    if not kubernetes_cluster.local:
+        pytest.skip("pushes images to the local cluster's registry")
+    address = kubernetes_cluster.registry
+    return RegistryServer(
+        address=address, url=f"http://{address}", username=None, password=None,
+        storage=Path("/nonexistent"),  # not ours to read
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A Sematic server on 127.0.0.1 that pods reach over the host network."""
+    running = start_server(tmp_path_factory.mktemp("server") / "home")
+    try:
+        yield running
+    finally:
+        running.stop()
+
 
 # Starts and stops the local cluster itself: it must run before any test starts the
 # session's cluster (the two cannot run at once: they share the kubepods cgroups).

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from sematic.resolvers.settings import LocalSettings
 from tests.cluster import Cluster
 from tests.images import push_test_bases
 from tests.registry import RegistryServer
-from tests.unit.server.conftest import Server, start_server
+from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +43,8 @@ def failing_pipeline(n: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def images(kubernetes_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> ImageMap:
-    if not kubernetes_cluster.local:
-        pytest.skip("pushes base images to the local cluster's registry")
-    registry = RegistryServer(
-        address=kubernetes_cluster.registry, url=f"http://{kubernetes_cluster.registry}",
-        username=None, password=None, storage=Path("/nonexistent"),
-    )  # fmt: skip
+def images(cluster_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> ImageMap:
+    registry = cluster_registry
     bases = push_test_bases(registry)
     project = tmp_path_factory.mktemp("cloud")
     script = project / "cloudpipe.py"
@@ -65,15 +59,6 @@ def images(kubernetes_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
     sys.path.insert(0, str(project))
     built = build(script, find_config(script), cache=tmp_path_factory.mktemp("cache"))
     return ImageMap(built.image_map)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("server") / "home")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def resolver(

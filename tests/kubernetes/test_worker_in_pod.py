@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -27,7 +26,7 @@ from sematic.storage.serialization import deserialize, serialize
 from tests.cluster import Cluster
 from tests.images import push_base
 from tests.registry import RegistryServer
-from tests.unit.server.conftest import Server, start_server
+from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +53,8 @@ def boom(a: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def image(kubernetes_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if not kubernetes_cluster.local:
-        pytest.skip("pushes a base image to the local cluster's registry")
-    registry = RegistryServer(
-        address=kubernetes_cluster.registry, url=f"http://{kubernetes_cluster.registry}",
-        username=None, password=None, storage=Path("/nonexistent"),
-    )  # fmt: skip
+def image(cluster_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    registry = cluster_registry
     base = push_base(registry, "base/python", "default")
     project = tmp_path_factory.mktemp("project")
     (project / "podfuncs.py").write_text(FUNCTIONS)
@@ -72,15 +66,6 @@ def image(kubernetes_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     sys.path.insert(0, str(project))  # nested futures come back referring to podfuncs
     result = build(script, find_config(script), cache=tmp_path_factory.mktemp("cache"))
     return result.image_map["default"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("server") / "home")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
