@@ -2,7 +2,8 @@
 
 Decorate functions with ``@sematic.func``; calling them builds a graph of futures, which a
 resolver runs: ``SilentResolver`` in this process, tracking nothing; ``LocalResolver`` (the
-default of ``future.resolve()``) on this machine, tracking every run and artifact.
+default of ``future.resolve()``) on this machine, tracking every run and artifact;
+``CloudResolver`` on Kubernetes, one Job per ``inline=False`` function.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -36,12 +37,14 @@ from sematic.core.retry import RetrySettings
 from sematic.resolvers.silent import SilentResolver, SilentRunner
 
 if TYPE_CHECKING:
+    from sematic.resolvers.cloud import CloudResolver
     from sematic.resolvers.local import LocalResolver
     from sematic.storage.serialization import register_serializer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CloudResolver",
     "ConfigurationError",
     "Function",
     "FunctionCallError",
@@ -79,6 +82,10 @@ def __getattr__(name: str) -> Any:
         from sematic.resolvers.local import LocalResolver
 
         return LocalResolver
+    if name == "CloudResolver":  # brings the kubernetes client
+        from sematic.resolvers.cloud import CloudResolver
+
+        return CloudResolver
     if name == "register_serializer":
         from sematic.storage.serialization import register_serializer
 

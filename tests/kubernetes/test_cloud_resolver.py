@@ -1,12 +1,22 @@
-"""CloudResolver(detach=False) on the real cluster: the two-bases example, built by
-``sematic build`` into the cluster's registry, runs its ``inline=False`` functions as Jobs
-(each on its base's image) and records everything through a Sematic server; failures in
-pods come back as the function's own exception."""
+"""CloudResolver on the real cluster, both ways: ``detach=False`` drives the pipeline from
+this process, ``detach=True`` from a driver Job. ``inline=False`` functions run as Jobs on
+their base's image (built by ``sematic build`` into the cluster's registry); runs are
+recorded through a Sematic server the pods reach over the host network.
+
+Failure causes exercised: a function's exception, Unschedulable (a node selector nothing
+matches), OOMKilled (a memory limit), retries of a listed exception, a missing tag, a
+missing server, an image not in the registry, a cancel mid-run, a killed driver pod."""
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
+import re
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,114 +24,352 @@ import httpx
 import pytest
 
 import sematic
-from sematic.core.errors import ConfigurationError
+from kubernetes import client, config
+from sematic.core.errors import (
+    ConfigurationError,
+    ImageNotFoundError,
+    WorkerFailedError,
+    WorkerLostError,
+)
 from sematic.core.images import ImageMap
 from sematic.kubernetes.manifests import ClusterSettings
-from sematic.packaging.builder import build
-from sematic.packaging.config import find_config
 from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.settings import LocalSettings
+from sematic.storage.http import open_http_stores
+from sematic.storage.serialization import deserialize
+from tests.cloud import (
+    INSTANCE_TYPE,
+    build_project,
+    cluster_settings,
+    prepare_cluster,
+    unlabel_node,
+)
 from tests.cluster import Cluster
-from tests.images import push_test_bases
 from tests.registry import RegistryServer
 from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-EXTRA = """
-
-@sematic.func(inline=False)
-def fails(n: int) -> int:
-    raise KeyError(f"no row {n}")
+TERMINAL = {"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"}
 
 
-@sematic.func
-def failing_pipeline(n: int) -> int:
-    return fails(n)
-"""
+@dataclass(frozen=True)
+class Cloud:
+    """What every test here needs: the images, the cluster's settings, the server."""
+
+    images: ImageMap
+    cluster: ClusterSettings
+    kubeconfig: str
+    server: Server
+    project: Path
+    api: Any  # kubernetes ApiClient
+
+    def resolver(self, tmp_path: Path, **kwargs: Any) -> CloudResolver:
+        settings = LocalSettings(
+            home=tmp_path / "home", database_url="unused://", artifact_url="unused://",
+            server_url=self.server.url,
+        )  # fmt: skip
+        kwargs.setdefault("unschedulable_after", 3.0)
+        return CloudResolver(
+            images=self.images, cluster=self.cluster, kubeconfig=self.kubeconfig,
+            settings=settings, **kwargs,
+        )  # fmt: skip
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = httpx.get(f"{self.server.url}/api/v1/runs/{run_id}").json()
+        return answer
+
+    def graph(self, root_id: str) -> dict[str, dict[str, Any]]:
+        """The pipeline's runs by name."""
+        graph = httpx.get(f"{self.server.url}/api/v1/runs/{root_id}/graph").json()
+        return {run["name"]: run for run in graph["runs"]}
+
+    def wait(self, root_id: str, states: set[str] = TERMINAL, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run(root_id).get("state")
+            if state in states:
+                return str(state)
+            time.sleep(0.25)
+        pytest.fail(f"{root_id} is not in {states} after {timeout} s: {self.graph(root_id)}")
+
+    def output(self, run_id: str, hint: Any = None) -> Any:
+        metadata, artifacts = open_http_stores(self.server.url)
+        try:
+            artifact = metadata.get_artifact(metadata.get_run(run_id).output or "")
+            return deserialize(artifacts.get(artifact.id), artifact.type_description, hint)
+        finally:
+            metadata.close()
+
+    def jobs(self, selector: str) -> list[Any]:
+        batch: Any = client.BatchV1Api(self.api)
+        return list(batch.list_namespaced_job("default", label_selector=selector).items)
+
+    def pods(self, selector: str) -> list[Any]:
+        core: Any = client.CoreV1Api(self.api)
+        return list(core.list_namespaced_pod("default", label_selector=selector).items)
+
+
+def _label(run_id: str) -> str:
+    return "".join(c for c in run_id if c.isalnum())[:63]
 
 
 @pytest.fixture(scope="module")
-def images(cluster_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> ImageMap:
-    registry = cluster_registry
-    bases = push_test_bases(registry)
+def cloud(
+    kubernetes_cluster: Cluster,
+    cluster_registry: RegistryServer,
+    server: Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cloud]:
     project = tmp_path_factory.mktemp("cloud")
-    script = project / "cloudpipe.py"
-    shutil.copy(ROOT / "examples" / "two_bases" / "pipeline.py", script)
-    with script.open("a") as f:
-        f.write(EXTRA)
-    (project / "sematic.toml").write_text(
-        f'registry = "{registry.address}"\nrepository = "tests/cloud"\n'
-        f'insecure_registries = ["{registry.address}"]\ndistributions = []\n'
-        f'[bases]\ndefault = "{bases["default"]}"\ncuda = "{bases["cuda"]}"\n'
-    )
+    images = build_project(cluster_registry, project, tmp_path_factory.mktemp("cache"))
+    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
+    prepare_cluster(api)
+    cluster = cluster_settings(kubernetes_cluster)
     sys.path.insert(0, str(project))
-    built = build(script, find_config(script), cache=tmp_path_factory.mktemp("cache"))
-    return ImageMap(built.image_map)
+    try:
+        yield Cloud(images, cluster, str(kubernetes_cluster.kubeconfig), server, project, api)
+    finally:
+        sys.path.remove(str(project))
+        unlabel_node(api)
+        api.close()
 
 
-def resolver(
-    kubernetes_cluster: Cluster, images: ImageMap, server: Server, tmp_path: Path
-) -> CloudResolver:
-    settings = LocalSettings(
-        home=tmp_path / "home", database_url="unused://", artifact_url="unused://",
-        server_url=server.url,
-    )  # fmt: skip
-    return CloudResolver(
-        detach=False,
-        images=images,
-        cluster=ClusterSettings(host_network=True),
-        kubeconfig=str(kubernetes_cluster.kubeconfig),
-        settings=settings,
-    )
+# -- detach=False -----------------------------------------------------------------------
 
 
-def test_each_inline_false_function_runs_in_a_job_on_its_base(
-    kubernetes_cluster: Cluster, images: ImageMap, server: Server, tmp_path: Path
-) -> None:
+def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_path: Path) -> None:
+    import seed_pipeline  # type: ignore[import-not-found]
+
+    future = seed_pipeline.pipeline(8)
+    value = future.resolve(cloud.resolver(tmp_path, detach=False))
+    assert value == "mean 0.2734 computed on cuda"  # train_model ran on the cuda base
+    runs = cloud.graph(future.id)
+    assert {name: run["state"] for name, run in runs.items()} == {
+        "pipeline": "RESOLVED", "load": "RESOLVED", "featurize": "RESOLVED",
+        "train_model": "RESOLVED",
+    }  # fmt: skip
+    assert runs["featurize"]["container_image"] == cloud.images.images["default"]
+    assert runs["train_model"]["container_image"] == cloud.images.images["cuda"]
+    assert runs["load"]["container_image"] is None  # inline: ran in this process
+    pod = cloud.pods(f"sematic.dev/run-id={_label(runs['featurize']['id'])}")[0]
+    assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "64Mi"}
+    trained = cloud.pods(f"sematic.dev/run-id={_label(runs['train_model']['id'])}")[0]
+    assert trained.spec.node_selector == {INSTANCE_TYPE: "g4dn.xlarge"}
+
+
+def test_a_failure_in_a_pod_is_the_functions_own_exception(cloud: Cloud, tmp_path: Path) -> None:
     import cloudpipe  # type: ignore[import-not-found]
 
-    future = cloudpipe.pipeline(8)
-    value = future.resolve(resolver(kubernetes_cluster, images, server, tmp_path))
-    assert value == "mean 0.438 computed on cuda"  # train ran on the cuda base's image
-    graph: dict[str, Any] = httpx.get(f"{server.url}/api/v1/runs/{future.id}/graph").json()
-    runs = {run["name"]: run for run in graph["runs"]}
-    assert {name: run["state"] for name, run in runs.items()} == {
-        "pipeline": "RESOLVED", "prepare": "RESOLVED", "train": "RESOLVED"
-    }  # fmt: skip
-    assert runs["prepare"]["container_image"] == images.images["default"]
-    assert runs["train"]["container_image"] == images.images["cuda"]
-    assert runs["pipeline"]["container_image"] is None  # inline: ran in this process
+    with pytest.raises(sematic.PipelineFailedError) as raised:
+        cloudpipe.retry_pipeline(3).resolve(cloud.resolver(tmp_path, detach=False))
+    cause = raised.value.__cause__
+    assert isinstance(cause, ConnectionError) and "service down for 3" in str(cause), cause
+    # RetrySettings lists ConnectionError with 2 retries: three Jobs ran, each failed.
+    jobs = cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")
+    assert sorted(job.metadata.name[-2:] for job in jobs) == ["-1", "-2", "-3"]
+    run = cloud.run(raised.value.run_id)
+    assert run["state"] == "FAILED" and run["exception_type"] == "builtins.ConnectionError"
 
 
-def test_a_failure_in_a_pod_is_the_functions_own_exception(
-    kubernetes_cluster: Cluster, images: ImageMap, server: Server, tmp_path: Path
+def test_a_node_selector_nothing_matches_fails_as_unschedulable(
+    cloud: Cloud, tmp_path: Path
 ) -> None:
     import cloudpipe
 
     with pytest.raises(sematic.PipelineFailedError) as raised:
-        cloudpipe.failing_pipeline(3).resolve(
-            resolver(kubernetes_cluster, images, server, tmp_path)
+        cloudpipe.unschedulable_pipeline(1).resolve(
+            cloud.resolver(tmp_path, detach=False, unschedulable_after=2.0)
         )
     cause = raised.value.__cause__
-    assert isinstance(cause, KeyError) and cause.args == ("no row 3",), cause
+    assert isinstance(cause, WorkerLostError) and cause.cause == "Unschedulable", cause
+    assert "didn't match" in str(cause) and "node" in str(cause)
+    run = cloud.run(raised.value.run_id)
+    assert "Unschedulable" in run["exception_message"]  # what the CLI and the UI show
+    # An infrastructure cause: retried twice by default; the third Job was the last.
+    assert re.search(r"in Job sematic-[a-z0-9]+-3, which ended without a result", str(cause))
+    assert not cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")  # deleted
 
 
-def test_a_missing_tag_or_server_is_refused_before_anything_runs(
-    kubernetes_cluster: Cluster, images: ImageMap, tmp_path: Path
+def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
+    cloud: Cloud, tmp_path: Path
 ) -> None:
     import cloudpipe
 
-    only_default = ImageMap({"default": images.images["default"]})
-    settings = LocalSettings(home=tmp_path, database_url="unused://", artifact_url="unused://",
-                             server_url="http://127.0.0.1:9")  # fmt: skip
+    with pytest.raises(sematic.PipelineFailedError) as raised:
+        cloudpipe.oom_pipeline(200).resolve(cloud.resolver(tmp_path, detach=False))
+    cause = raised.value.__cause__
+    assert isinstance(cause, WorkerFailedError) and cause.cause == "OOMKilled", cause
+    assert "out of memory (limit 40Mi)" in str(cause)
+    assert "OOMKilled" in cloud.run(raised.value.run_id)["exception_message"]
+    assert len(cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")) == 1
+
+
+def test_parity_same_value_and_artifact_ids_under_every_resolver(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    import cloudpipe
+
+    assert cloudpipe.parity_pipeline(5).resolve(sematic.SilentResolver()) == 30
+    local_settings = LocalSettings(
+        home=tmp_path / "local", database_url=f"sqlite:///{tmp_path / 'local.db'}",
+        artifact_url=str(tmp_path / "artifacts"),
+    )  # fmt: skip
+    local = cloudpipe.parity_pipeline(5)
+    assert local.resolve(sematic.LocalResolver(settings=local_settings)) == 30
+    from sematic.storage.sql import SqlMetadataStore
+
+    store = SqlMetadataStore(local_settings.database_url)
+    try:
+        local_runs = store.runs_of_root(local.id)
+    finally:
+        store.close()
+    remote = cloudpipe.parity_pipeline(5)
+    assert remote.resolve(cloud.resolver(tmp_path, detach=False)) == 30
+    cloud_runs = cloud.graph(remote.id)  # by name: the squares share one, compare sets
+
+    def artifacts(runs: list[dict[str, Any]]) -> dict[str, set[tuple[str, ...]]]:
+        found: dict[str, set[tuple[str, ...]]] = {}
+        for run in runs:
+            ids = (*sorted(run["inputs"].values()), run["output"])
+            found.setdefault(run["name"], set()).add(ids)
+        return found
+
+    graph = httpx.get(f"{cloud.server.url}/api/v1/runs/{remote.id}/graph").json()
+    local_view = [{"name": r.name, "inputs": r.inputs, "output": r.output} for r in local_runs]
+    assert artifacts(graph["runs"]) == artifacts(local_view)
+    assert len(local_runs) == len(cloud_runs) + 4  # five square runs share one name
+
+
+def test_bad_settings_are_refused_before_anything_is_submitted(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    import cloudpipe
+
+    before = len(cloud.jobs("app.kubernetes.io/managed-by=sematic"))
+    only_default = ImageMap({"default": cloud.images.images["default"]})
     with pytest.raises(ConfigurationError, match="cuda"):
-        cloudpipe.pipeline(8).resolve(CloudResolver(detach=False, images=only_default,
-                                                    settings=settings))  # fmt: skip
+        cloudpipe.parity_pipeline(2).resolve(
+            CloudResolver(images=only_default, cluster=cloud.cluster, kubeconfig=cloud.kubeconfig,
+                          settings=cloud.resolver(tmp_path).settings)
+        )  # fmt: skip
     no_server = LocalSettings(home=tmp_path, database_url="unused://", artifact_url="unused://")
     with pytest.raises(ConfigurationError, match="server_url"):
-        cloudpipe.pipeline(8).resolve(CloudResolver(detach=False, images=images,
-                                                    settings=no_server))  # fmt: skip
-    with pytest.raises(ConfigurationError, match="detach=False"):
-        CloudResolver()
+        cloudpipe.parity_pipeline(2).resolve(
+            CloudResolver(images=cloud.images, settings=no_server, kubeconfig=cloud.kubeconfig)
+        )
+    default = cloud.images.images["default"]
+    gone = default.rpartition("@")[0] + "@sha256:" + "0" * 64
+    missing = ImageMap({"default": gone, "cuda": cloud.images.images["cuda"]},
+                       insecure_registries=cloud.images.insecure_registries)  # fmt: skip
+    resolver = cloud.resolver(tmp_path)
+    with pytest.raises(ImageNotFoundError, match="0000000000"):
+        cloudpipe.parity_pipeline(2).resolve(
+            CloudResolver(images=missing, cluster=cloud.cluster, kubeconfig=cloud.kubeconfig,
+                          settings=resolver.settings)
+        )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="detach=True"):
+        cloudpipe.parity_pipeline(cloudpipe.square(2)).resolve(resolver)  # a future argument
+    assert len(cloud.jobs("app.kubernetes.io/managed-by=sematic")) == before
+
+
+# -- detach=True ------------------------------------------------------------------------
+
+
+def test_the_seed_example_runs_detached_and_attached(cloud: Cloud, tmp_path: Path) -> None:
+    """``pipeline(...).resolve(CloudResolver())`` verbatim, as a user's script."""
+    env = {
+        **os.environ,
+        "SEMATIC_HOME": str(tmp_path / "home"),
+        "SEMATIC_SERVER_URL": cloud.server.url,
+        "KUBECONFIG": cloud.kubeconfig,
+        "SEMATIC_IMAGES": json.dumps(dict(cloud.images.images)),
+        "SEMATIC_INSECURE_REGISTRIES": ",".join(cloud.images.insecure_registries),
+        "SEMATIC_CLUSTER": json.dumps(cloud.cluster.to_dict()),
+    }
+    script = str(cloud.project / "seed_pipeline.py")
+    started = time.monotonic()
+    detached = subprocess.run(
+        [sys.executable, script, "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert detached.returncode == 0, detached.stderr
+    returned_after = time.monotonic() - started
+    root_id = detached.stdout.strip()
+    assert f"{cloud.server.url}/#/runs/{root_id}" in detached.stderr
+    assert cloud.run(root_id)["state"] in {"CREATED", "SCHEDULED", "RESOLVED"}
+    assert cloud.wait(root_id) == "RESOLVED", cloud.graph(root_id)
+    assert cloud.output(root_id, str) == "mean 0.2734 computed on cuda"
+    runs = cloud.graph(root_id)
+    assert runs["load"]["container_image"] == cloud.images.images["default"]  # in the driver
+    assert runs["train_model"]["container_image"] == cloud.images.images["cuda"]
+    assert len(cloud.jobs(f"sematic.dev/role=driver,sematic.dev/root-id={_label(root_id)}")) == 1
+    attached = subprocess.run(
+        [sys.executable, script, "8", "--no-detach"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert attached.returncode == 0, attached.stderr
+    assert attached.stdout.strip() == "mean 0.2734 computed on cuda"
+    print(f"detach=True returned after {returned_after:.2f} s")
+
+
+def test_cancel_deletes_the_jobs_and_marks_unfinished_runs_canceled(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    import cloudpipe
+
+    root_id = cloudpipe.slow_pipeline(3, 300.0).resolve(cloud.resolver(tmp_path))
+    slow = _wait_running(cloud, root_id, "slow")
+    env = {**os.environ, "SEMATIC_SERVER_URL": cloud.server.url,
+           "SEMATIC_HOME": str(tmp_path / "cli")}  # fmt: skip
+    started = time.monotonic()
+    canceled = subprocess.run(
+        [sys.executable, "-m", "sematic.cli", "cancel", root_id, "--wait", "30"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert canceled.returncode == 0, canceled.stderr + canceled.stdout
+    assert "CANCELED" in canceled.stdout
+    runs = cloud.graph(root_id)
+    assert runs["slow"]["state"] == "CANCELED" and runs["square"]["state"] == "RESOLVED"
+    deadline = time.monotonic() + 30
+    while cloud.jobs(f"sematic.dev/run-id={_label(slow)}"):
+        assert time.monotonic() < deadline, "the slow step's Job was not deleted"
+        time.sleep(0.2)
+    print(f"canceled in {time.monotonic() - started:.2f} s")
+
+
+def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    import cloudpipe
+
+    root_id = cloudpipe.slow_pipeline(4, 8.0).resolve(cloud.resolver(tmp_path))
+    _wait_running(cloud, root_id, "slow")
+    driver = f"sematic.dev/role=driver,sematic.dev/root-id={_label(root_id)}"
+    (first,) = cloud.pods(driver)
+    core: Any = client.CoreV1Api(cloud.api)
+    core.delete_namespaced_pod(first.metadata.name, "default", grace_period_seconds=0)
+    assert cloud.wait(root_id) == "RESOLVED", cloud.graph(root_id)
+    assert cloud.output(root_id, int) == 17
+    names = {pod.metadata.name for pod in cloud.pods(driver)}
+    assert first.metadata.name not in names and len(names) == 1  # a second driver pod
+    runs = cloud.graph(root_id)
+    for step in ("square", "slow"):  # neither ran again: one Job each, followed again
+        assert len(cloud.jobs(f"sematic.dev/run-id={_label(runs[step]['id'])}")) == 1, step
+
+
+def _wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) -> str:
+    """The run id of ``name`` once its pod runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = cloud.graph(root_id).get(name)
+        if run is not None:
+            pods = cloud.pods(f"sematic.dev/run-id={_label(run['id'])}")
+            if pods and pods[0].status.phase == "Running":
+                return str(run["id"])
+        time.sleep(0.25)
+    pytest.fail(f"{name} of {root_id} is not running after {timeout} s: {cloud.graph(root_id)}")

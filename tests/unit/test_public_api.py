@@ -9,6 +9,7 @@ import sys
 import sematic
 
 EXPECTED = {
+    "CloudResolver",
     "ConfigurationError",
     "Function",
     "FunctionCallError",

@@ -49,6 +49,13 @@ def build_images(script: Path, *, quiet: bool = False) -> dict[str, str]:
     return result.image_map
 
 
+def insecure_registries(script: Path) -> tuple[str, ...]:
+    """The registries the script's settings reach over plain HTTP."""
+    from sematic.packaging.config import find_config
+
+    return tuple(find_config(script).insecure_registries)
+
+
 @click.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

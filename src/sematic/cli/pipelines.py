@@ -29,10 +29,11 @@ def run(script: Path, args: tuple[str, ...], package: bool) -> None:
     if not script.is_file():
         raise CliError(f"no such script: {script}")
     if package:
-        from sematic.cli.packaging import build_images
-        from sematic.core.images import IMAGES_VARIABLE
+        from sematic.cli.packaging import build_images, insecure_registries
+        from sematic.core.images import IMAGES_VARIABLE, INSECURE_VARIABLE
 
         os.environ[IMAGES_VARIABLE] = json.dumps(build_images(script))
+        os.environ[INSECURE_VARIABLE] = ",".join(insecure_registries(script))
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python SCRIPT` does

@@ -1,9 +1,12 @@
-"""``sematic runs`` and ``sematic logs``: what was recorded, read from the database directly."""
+"""``sematic runs``, ``logs`` and ``cancel``: what was recorded, read from the database, or
+from the Sematic server when ``server_url`` is set (pipelines resolved in a cluster)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,18 +16,23 @@ import click
 from sematic.cli.errors import CliError
 
 if TYPE_CHECKING:
+    from sematic.core.ports import MetadataStore
     from sematic.core.records import RunRecord
-    from sematic.storage.sql import SqlMetadataStore
 
 TERMINAL_STATES = frozenset({"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"})
 FOLLOW_POLL_S = 0.2
 
 
-def _store() -> SqlMetadataStore:
+@contextlib.contextmanager
+def _store() -> Iterator[MetadataStore]:
     from sematic.resolvers.settings import LocalSettings
-    from sematic.storage.sql import SqlMetadataStore
+    from sematic.resolvers.stores import open_stores
 
-    return SqlMetadataStore(LocalSettings.from_environment().database_url)
+    metadata, _ = open_stores(LocalSettings.from_environment())
+    try:
+        yield metadata
+    finally:
+        metadata.close()
 
 
 def format_duration(seconds: float) -> str:

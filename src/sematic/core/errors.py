@@ -13,6 +13,8 @@
     │   ├── NotInRunError            sematic.context() called outside a running function
     │   ├── PipelineFinishedError    cancel asked of a pipeline that already finished
     │   ├── ImageNotFoundError       a base image (or its tag or digest) is not in its registry
+    │   ├── WorkerFailedError        a worker pod ended for what the function did (out of
+    │   │                            memory, the interpreter crashed) without reporting
     │   └── RegistryAuthError        a registry refused the credentials (or there were none)
     ├── InfrastructureError        a fault of the machinery (worker lost, store down);
     │   │                          retried by default
@@ -78,6 +80,15 @@ class ImageNotFoundError(UserError, LookupError):
     """A container image, tag or digest named in the settings is not in its registry."""
 
 
+class WorkerFailedError(UserError):
+    """A worker pod ended without reporting, for what the function did: it ran out of
+    memory (OOMKilled) or its interpreter exited. ``cause`` names the reason."""
+
+    def __init__(self, message: str, *, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class RegistryAuthError(UserError):
     """A container registry refused the credentials, or needed some and found none."""
 
@@ -87,7 +98,13 @@ class InfrastructureError(SematicError):
 
 
 class WorkerLostError(InfrastructureError):
-    """A worker process or pod died without reporting an outcome."""
+    """A worker process or pod died without reporting an outcome, not for what the function
+    did (the pod was evicted, deleted, never scheduled, its image not pulled). ``cause``
+    names the reason."""
+
+    def __init__(self, message: str, *, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RegistryError(InfrastructureError):

@@ -4,7 +4,11 @@
 for functions without ``base_image_tag``). It reaches a resolver as JSON in the
 ``SEMATIC_IMAGES`` environment variable, or as a file named by ``SEMATIC_IMAGES_FILE``;
 ``SEMATIC_DRIVER_IMAGE`` names the image the resolver itself runs in, where inline
-functions run.
+functions run; ``SEMATIC_INSECURE_REGISTRIES`` (comma-separated hosts) the registries
+reached over plain HTTP.
+
+In every image the user's code sits under ``/app`` as laid out from its code root (the
+folder above the script's top package, or the script's folder).
 """
 
 from __future__ import annotations
@@ -25,13 +29,31 @@ from sematic.core.props import FunctionProps
 IMAGES_VARIABLE = "SEMATIC_IMAGES"
 IMAGES_FILE_VARIABLE = "SEMATIC_IMAGES_FILE"
 DRIVER_IMAGE_VARIABLE = "SEMATIC_DRIVER_IMAGE"
+INSECURE_VARIABLE = "SEMATIC_INSECURE_REGISTRIES"
 DEFAULT_TAG = "default"
+APP = "/app"
+
+
+def code_root(script: Path) -> Path:
+    """The folder whose contents become /app: above the script's top package, or the
+    script's own folder when it is not in a package."""
+    folder = script.resolve().parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def script_in_image(script: Path) -> str:
+    """Where ``script`` is in the images built from it."""
+    resolved = script.resolve()
+    return f"{APP}/{resolved.relative_to(code_root(resolved)).as_posix()}"
 
 
 @dataclass(frozen=True, slots=True)
 class ImageMap:
     images: Mapping[str, str]
     driver_image: str | None = None
+    insecure_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ImageMap | None:
@@ -47,7 +69,20 @@ class ImageMap:
                 raise ConfigurationError(f"cannot read the image map {path}: {error}") from error
         if not text:
             return None
-        return cls(parse_image_map(text, where), env.get(DRIVER_IMAGE_VARIABLE) or None)
+        insecure = tuple(h for h in env.get(INSECURE_VARIABLE, "").split(",") if h)
+        return cls(parse_image_map(text, where), env.get(DRIVER_IMAGE_VARIABLE) or None, insecure)
+
+    @property
+    def driver(self) -> str:
+        """The image a driver (and its inline functions) runs in."""
+        image = self.driver_image or self.images.get(DEFAULT_TAG)
+        if not image:
+            raise ConfigurationError(
+                "the image map has no default image for the driver to run in (tags: "
+                f"{', '.join(sorted(self.images)) or 'none'}): add `base` or bases.default to "
+                "sematic.toml and build again"
+            )
+        return image
 
     def image_for(self, props: FunctionProps) -> str:
         """The image a run of a function with ``props`` runs in."""

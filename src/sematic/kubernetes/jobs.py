@@ -71,20 +71,38 @@ class JobWatcher:
         self._pending: dict[str, float] = {}  # job name -> when it was submitted
         self._unschedulable: dict[str, tuple[float, str]] = {}  # job -> (since, message)
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._late: list[JobOutcome] = []  # outcomes known without an event
         self._stop = threading.Event()
         self._watch: Any = watch.Watch()  # type: ignore[no-untyped-call]
         self._thread = threading.Thread(target=self._follow, name="sematic-pod-watch", daemon=True)
         self._thread.start()
 
     def submit(self, manifest: dict[str, Any]) -> str:
+        """Create the Job; if one of that name exists already (a restarted driver
+        re-entering its pipeline), follow that one instead."""
         name = str(manifest["metadata"]["name"])
         self._pending[name] = time.monotonic()
         try:
             self._batch.create_namespaced_job(self._namespace, manifest)
+        except ApiException as error:
+            if error.status != 409:
+                self._pending.pop(name, None)
+                raise
+            self._adopt(name)
         except BaseException:
             self._pending.pop(name, None)
             raise
         return name
+
+    def _adopt(self, name: str) -> None:
+        """Replay the pods of an existing Job: the watch reported them before we cared."""
+        pods = self._core.list_namespaced_pod(self._namespace, label_selector=f"job-name={name}")
+        for pod in pods.items:
+            self._events.put(("MODIFIED", pod))
+        if not pods.items:  # its pod is gone too: the Job's own verdict, if it has one
+            late = self._past_deadline(name)
+            if late is not None:
+                self._late.append(late)
 
     def running(self) -> list[str]:
         return list(self._pending)
@@ -93,6 +111,10 @@ class JobWatcher:
         """The next Job to end, or None after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
+            if self._late:
+                known = self._late.pop(0)
+                self._pending.pop(known.name, None)
+                return known
             late = self._late_unschedulable()
             if late is not None:
                 return late
@@ -170,8 +192,8 @@ class JobWatcher:
 
     def _outcome(self, kind: str, pod: Any) -> JobOutcome | None:
         job = (pod.metadata.labels or {}).get("job-name")
-        if job is None:
-            return None
+        if job is None or job not in self._pending:
+            return None  # not one of ours (another driver's, or a driver's own pod)
         status = pod.status
         if kind == "DELETED" and status.phase not in ("Succeeded", "Failed"):
             return self._deleted(job, pod.metadata.name)

@@ -9,6 +9,8 @@ the official client.
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from sematic.core.errors import ConfigurationError
 from sematic.core.resources import KubernetesRequirements
 
+CLUSTER_VARIABLE = "SEMATIC_CLUSTER"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sematic"}
 CONTAINER = "main"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -27,16 +30,71 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 class ClusterSettings:
     """Where and how Sematic's jobs run in a cluster.
 
-    ``host_network`` runs pods on the node's network (the local test cluster has no pod
-    network); ``env`` reaches every pod (e.g. the server URL seen from pods).
+    - ``namespace``: where the driver and worker Jobs are created.
+    - ``service_account``: the pods' service account (a function's own
+      ``KubernetesRequirements.service_account`` wins). The driver's needs the rights
+      ``driver_rbac`` grants.
+    - ``image_pull_secrets``: secrets the kubelet pulls images with.
+    - ``host_network``: pods on the node's network (the local test cluster has no pod
+      network).
+    - ``server_url``: the Sematic server as pods reach it (default: the resolver's
+      ``server_url``); pods read and write artifacts through it.
+    - ``env``: variables every pod gets; ``pod_template``: a pod fragment merged into
+      every pod (containers by name; Sematic's container is ``main``).
     """
 
     namespace: str = "default"
     service_account: str | None = None
     image_pull_secrets: tuple[str, ...] = ()
     host_network: bool = False
+    server_url: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     pod_template: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "service_account": self.service_account,
+            "image_pull_secrets": list(self.image_pull_secrets),
+            "host_network": self.host_network,
+            "server_url": self.server_url,
+            "env": dict(self.env),
+            "pod_template": _plain(self.pod_template),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "cluster settings") -> ClusterSettings:
+        """Settings from a JSON object; keys left out keep their default."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values = dict(data)
+        if "image_pull_secrets" in values:
+            values["image_pull_secrets"] = tuple(values["image_pull_secrets"])
+        for key in ("env", "pod_template"):
+            if key in values:
+                values[key] = MappingProxyType(dict(values[key]))
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise ConfigurationError(f"{where}: {error}") from error
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ClusterSettings:
+        """``$SEMATIC_CLUSTER`` (a JSON object of these settings), else the defaults."""
+        text = (os.environ if environ is None else environ).get(CLUSTER_VARIABLE)
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise ConfigurationError(f"${CLUSTER_VARIABLE} is not JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"${CLUSTER_VARIABLE} must be a JSON object, got {text!r}")
+        return cls.from_dict(data, f"${CLUSTER_VARIABLE}")
 
 
 def job_manifest(
@@ -49,9 +107,11 @@ def job_manifest(
     labels: Mapping[str, str] = MappingProxyType({}),
     env: Mapping[str, str] = MappingProxyType({}),
     deadline_seconds: int | None = None,
+    restarts: int = 0,
 ) -> dict[str, Any]:
-    """A Job running ``command`` once in ``image`` (no retries by Kubernetes: Sematic
-    retries per the function's settings)."""
+    """A Job running ``command`` in ``image``: once for a worker (Sematic retries per the
+    function's settings), up to ``restarts`` more times for a driver (a new pod re-enters
+    the pipeline)."""
     if not _NAME.match(name):
         raise ConfigurationError(
             f"job name {name!r} is not a DNS label (lowercase letters, digits and '-', "
@@ -108,7 +168,7 @@ def job_manifest(
     }
     for template in (settings.pod_template, wanted.pod_template):
         pod = merge(pod, template)
-    job_spec: dict[str, Any] = {"backoffLimit": 0, "template": pod}
+    job_spec: dict[str, Any] = {"backoffLimit": restarts, "template": pod}
     if deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = deadline_seconds
     return {
@@ -170,3 +230,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def driver_rbac(namespace: str, service_account: str) -> list[dict[str, Any]]:
+    """A ServiceAccount, Role and RoleBinding letting a driver pod run its pipeline's
+    worker Jobs in ``namespace``: create, watch and delete Jobs; watch pods, read their
+    logs. Apply them once (``kubectl apply``) and name the account in ClusterSettings."""
+    meta = {"name": service_account, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    rules = [
+        {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"],
+         "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log"],
+         "verbs": ["get", "list", "watch", "delete"]},
+    ]  # fmt: skip
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": service_account},
+         "subjects": [{"kind": "ServiceAccount", "name": service_account,
+                       "namespace": namespace}]},
+    ]  # fmt: skip

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sematic.core.images import APP
 from sematic.packaging import contents
 from sematic.packaging.config import PackagingConfig
 from sematic.packaging.layers import Entry, Layer, LayerCache
@@ -200,12 +201,12 @@ def _config(
         (e.split("=", 1)[1] for e in settings.get("Env") or [] if e.startswith("PYTHONPATH=")),
         "",
     )
-    python_path = ":".join(p for p in (contents.APP, contents.SITE_PACKAGES, inherited) if p)
+    python_path = ":".join(p for p in (APP, contents.SITE_PACKAGES, inherited) if p)
     env.append(f"PYTHONPATH={python_path}")
     env.append(f"SEMATIC_BASE_IMAGE_TAG={tag}")
     env.extend(f"{k}={v}" for k, v in sorted(config.env.items()))
     settings["Env"] = env
-    settings["WorkingDir"] = contents.APP
+    settings["WorkingDir"] = APP
     settings["Entrypoint"] = [contents.WORKER]
     settings["Cmd"] = None
     labels = dict(settings.get("Labels") or {})

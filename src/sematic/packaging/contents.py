@@ -22,10 +22,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from sematic.core.errors import ConfigurationError
+from sematic.core.images import APP, code_root
 from sematic.packaging.layers import Entry, tree_entries
 
 SITE_PACKAGES = "/opt/sematic/site-packages"
-APP = "/app"
 WORKER = "/opt/sematic/bin/sematic-worker"
 # Not needed to run a pipeline: Sematic comes from its own layer, the rest are installers.
 _LEFT_OUT = frozenset({"sematic", "pip", "setuptools", "wheel"})
@@ -34,9 +34,12 @@ _LEFT_OUT = frozenset({"sematic", "pip", "setuptools", "wheel"})
 def environment_entries(only: tuple[str, ...] | None = None) -> Iterator[Entry]:
     """Files of distributions installed in this environment, from their RECORD, at their
     place under site-packages: every one (but Sematic and installers), or with ``only``,
-    those named, Sematic's own requirements, and what they require in turn."""
+    those named, Sematic's own requirements, and what they require in turn. The images run
+    on Kubernetes, where the driver follows its Jobs: its client (Sematic's ``cloud``
+    extra) is in every image when it is installed here."""
     installed = {_normal(d.metadata["Name"] or ""): d for d in metadata.distributions()}
-    wanted = None if only is None else _closure(installed, ("sematic", *only))
+    cloud = ("kubernetes",) if "kubernetes" in installed else ()
+    wanted = None if only is None else _closure(installed, ("sematic", *cloud, *only))
     for name, dist in sorted(installed.items()):
         if name in _LEFT_OUT or not dist.files or (wanted is not None and name not in wanted):
             continue
@@ -111,15 +114,6 @@ def sematic_entries() -> Iterator[Entry]:
 def worker_entries(python: str) -> list[Entry]:
     script = f'#!/bin/sh\nexec {python} -m sematic.worker "$@"\n'
     return [Entry(WORKER, data=script.encode(), executable=True)]
-
-
-def code_root(script: Path) -> Path:
-    """The folder whose contents become /app: above the script's top package, or the
-    script's own folder when it is not in a package."""
-    folder = script.resolve().parent
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
-        folder = folder.parent
-    return folder
 
 
 def code_entries(script: Path, sources: tuple[Path, ...]) -> Iterator[Entry]:

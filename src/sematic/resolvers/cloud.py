@@ -1,130 +1,44 @@
-"""CloudResolver: ``inline=False`` functions run as Kubernetes Jobs, each on the image of
-its ``base_image_tag`` with its resource requirements; inline functions run here.
-
-This first version drives the pipeline from the user's process (``detach=False``); the
-driver Job (``detach=True``) is not built yet. Runs and artifacts are recorded through a
-Sematic server that the pods reach too (``server_url``).
+"""CloudResolver: the pipeline on Kubernetes. ``inline=False`` functions run as Jobs, each
+on the image of its ``base_image_tag`` with its resource requirements; inline functions run
+in the driver: this process (``detach=False``) or a driver Job (``detach=True``, the
+default). Runs and artifacts are recorded through a Sematic server the pods reach too.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from sematic.core.engine import Execute
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
-from sematic.core.images import ImageMap
-from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
-from sematic.executors.processes import Exited
-from sematic.kubernetes.jobs import JobOutcome, JobWatcher
-from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from sematic.core.images import ImageMap, script_in_image
+from sematic.core.loading import main_script
+from sematic.core.resources import KubernetesRequirements
+from sematic.kubernetes.manifests import ClusterSettings
+from sematic.resolvers.cloud_workers import KubernetesWorkers
 from sematic.resolvers.local import LocalResolver
 from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import worker_artifact_store
-from sematic.storage.serialization import deserialize
 
-JOB_VARIABLE = "SEMATIC_WORKER_JOB"
-WORKER_COMMAND = ["/opt/sematic/bin/sematic-worker", "--job-from-env"]
-
-
-class KubernetesWorkers:
-    """Workers as Jobs: one per ``inline=False`` call, followed with a watch."""
-
-    def __init__(
-        self,
-        api: Any,
-        images: ImageMap,
-        cluster: ClusterSettings,
-        settings: LocalSettings,
-        *,
-        unschedulable_after: float = 60.0,
-    ) -> None:
-        self._images = images
-        self._cluster = cluster
-        self._settings = settings
-        self._watcher = JobWatcher(api, cluster.namespace, unschedulable_after=unschedulable_after)
-        self._jobs: dict[str, str] = {}  # run id -> job name
-        self._outcomes: dict[str, JobOutcome] = {}  # run id -> how its job ended
-
-    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
-        run = command.run
-        props = run.future.props
-        pod_job = replace(job, result_path=TERMINATION_LOG, sys_path=[], main_path=None)
-        name = _job_name(run.id, run.attempts)
-        requirements = props.resource_requirements
-        manifest = job_manifest(
-            name=name,
-            image=self._images.image_for(props),
-            command=WORKER_COMMAND,
-            settings=self._cluster,
-            requirements=None if requirements is None else requirements.kubernetes,
-            labels={"sematic.dev/run-id": run.id, "sematic.dev/root-id": command.root_id},
-            env={JOB_VARIABLE: pod_job.to_json(), **(env or {})},
-            deadline_seconds=None if job.timeout_mins is None else int(job.timeout_mins * 60),
-        )
-        self._watcher.submit(manifest)
-        self._jobs[run.id] = name
-
-    def poll(self) -> Exited | None:
-        return self.wait_any(0)
-
-    def wait_any(self, timeout: float) -> Exited | None:
-        outcome = self._watcher.next_outcome(timeout)
-        if outcome is None:
-            return None
-        run_id = next(r for r, name in self._jobs.items() if name == outcome.name)
-        del self._jobs[run_id]
-        self._outcomes[run_id] = outcome
-        return Exited(run_id, 0 if outcome.succeeded else 1)
-
-    def kill(self, key: str) -> None:
-        name = self._jobs.pop(key, None)
-        if name is not None:
-            self._watcher.delete(name)
-
-    def close(self) -> None:
-        for key in list(self._jobs):
-            self.kill(key)
-        self._watcher.close()
-
-    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | str:
-        outcome = self._outcomes.pop(exited.key)
-        if outcome.termination_message:
-            try:
-                return WorkerResult.from_json(outcome.termination_message)
-            except (ValueError, TypeError):
-                pass
-        return f"Job {outcome.name} ended without a result: {outcome.cause}: {outcome.message}"
-
-    def pickle(self, result: WorkerResult) -> bytes | None:
-        kept = result.pickle_artifact
-        if kept is None:
-            return None
-        with worker_artifact_store(
-            artifact_url=self._settings.artifact_url,
-            server_url=self._settings.server_url,
-            api_key=self._settings.api_key,
-        ) as store:
-            data: bytes = deserialize(store.get(kept["id"]), kept["type_description"], bytes)
-        return data
-
-
-def _job_name(run_id: str, attempt: int) -> str:
-    return f"sematic-{re.sub(r'[^a-z0-9]', '', run_id.lower())[:40]}-{attempt}"
+IN_CLUSTER = "in-cluster"
 
 
 class CloudResolver(LocalResolver):
-    """Resolves on Kubernetes: ``inline=False`` functions as Jobs, the rest here.
+    """Resolves on Kubernetes.
 
-    - ``detach``: only ``False`` is supported so far (the pipeline is driven from this
-      process; the call returns the pipeline's value).
-    - ``images``: the image map (default: ``SEMATIC_IMAGES``, from ``sematic run --build``).
-    - ``cluster``: namespace, service account, pull secrets, host network, pod template.
-    - ``kubeconfig``: the cluster to use (default: ``$KUBECONFIG`` or ~/.kube/config).
-    Runs are recorded through the Sematic server of ``settings.server_url``, which pods
-    must reach too.
+    - ``detach``: ``True`` (default) records the root run, submits a driver Job that
+      resolves the pipeline in the cluster, prints the run's URL and returns the root run
+      id at once; ``False`` drives the pipeline from this process and returns its value.
+    - ``images``: the image map (default: ``SEMATIC_IMAGES``, set by ``sematic run
+      --build`` and the Bazel rule).
+    - ``cluster``: namespace, service account, pull secrets, host network, the server URL
+      seen from pods, pod template (default: ``$SEMATIC_CLUSTER``, a JSON object of them).
+    - ``kubeconfig``: the cluster (default: ``$KUBECONFIG`` or ~/.kube/config).
+    - ``max_parallelism``: worker Jobs at once (default 10).
+    - ``driver_requirements``: the driver Job's resources, node selector, account...
+    - ``driver_restarts``: how often a killed or evicted driver pod is replaced; the new
+      one re-enters the pipeline without re-running completed steps.
+    - ``unschedulable_after``: seconds a pod may wait for a node before its run fails.
+    - ``check_registry``: check that every image is in its registry before submitting.
     """
 
     def __init__(
@@ -136,27 +50,55 @@ class CloudResolver(LocalResolver):
         kubeconfig: str | None = None,
         max_parallelism: int | None = None,
         settings: LocalSettings | None = None,
+        driver_requirements: KubernetesRequirements | None = None,
+        driver_restarts: int = 3,
         unschedulable_after: float = 60.0,
+        check_registry: bool = True,
     ) -> None:
         super().__init__(max_parallelism=max_parallelism or 10, progress=False, settings=settings)
-        if detach:
+        if not isinstance(detach, bool):
+            raise ConfigurationError(f"CloudResolver(detach=...) takes a bool, got {detach!r}")
+        if not isinstance(driver_restarts, int) or driver_restarts < 0:
             raise ConfigurationError(
-                "CloudResolver(detach=True) (a driver Job) is not available yet: pass "
-                "detach=False to drive the pipeline from this process"
+                f"CloudResolver(driver_restarts=...) takes an int >= 0, got {driver_restarts!r}"
             )
+        if driver_requirements is not None and not isinstance(
+            driver_requirements, KubernetesRequirements
+        ):
+            raise ConfigurationError(
+                "CloudResolver(driver_requirements=...) takes a KubernetesRequirements, got "
+                f"{driver_requirements!r}"
+            )
+        self.detach = detach
         self.images = images
-        self.cluster = cluster or ClusterSettings()
+        self.cluster = cluster or ClusterSettings.from_environment()
         self.kubeconfig = kubeconfig
+        self.driver_requirements = driver_requirements
+        self.driver_restarts = driver_restarts
         self.unschedulable_after = unschedulable_after
+        self.check_registry = check_registry
+        self.script: str | None = None  # where the user's script is in the images
 
-    def _placement(
-        self, future: Future, settings: LocalSettings
-    ) -> tuple[KubernetesWorkers, ImageMap]:
+    def resolve(self, future: Future) -> Any:
+        """``detach=False``: the pipeline's value. ``detach=True``: the root run's id, once
+        the driver Job is submitted."""
+        if not self.detach:
+            return super().resolve(future)
+        from sematic.resolvers.driver import submit_driver
+
+        return submit_driver(self, future)
+
+    def checked(self, future: Future, settings: LocalSettings) -> ImageMap:
+        """Everything that can be checked before a Job is submitted, or a clear error."""
+        if not isinstance(future, Future):
+            raise ConfigurationError(
+                f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
+            )
         images = self.images or ImageMap.from_environment()
         if images is None:
             raise ConfigurationError(
                 "CloudResolver needs container images: run the script with "
-                "`sematic run --build`, or pass images=ImageMap(...)"
+                "`sematic run --build` (or the Bazel target), or pass images=ImageMap(...)"
             )
         images.check_pipeline(future)
         if not settings.server_url:
@@ -164,13 +106,42 @@ class CloudResolver(LocalResolver):
                 "CloudResolver records through a Sematic server its pods can reach: set "
                 "server_url (sematic settings set server_url URL, or SEMATIC_SERVER_URL)"
             )
-        from kubernetes import config
+        if self.check_registry:
+            from sematic.packaging.presence import check_images_present
 
-        api = config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
+            check_images_present(
+                [*images.images.values(), images.driver], insecure=images.insecure_registries
+            )
+        if self.script is None:
+            main = main_script()
+            self.script = script_in_image(Path(main)) if main else None
+        return images
+
+    def api_client(self) -> Any:
+        from kubernetes import client, config
+
+        if self.kubeconfig == IN_CLUSTER:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return client.ApiClient(configuration)
+        return config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
+
+    def _placement(
+        self, future: Future, settings: LocalSettings
+    ) -> tuple[KubernetesWorkers, ImageMap]:
+        images = self.checked(future, settings)
         workers = KubernetesWorkers(
-            api, images, self.cluster, settings, unschedulable_after=self.unschedulable_after
+            self.api_client(),
+            images,
+            self.cluster,
+            settings,
+            script=self.script,
+            unschedulable_after=self.unschedulable_after,
         )
         return workers, images
 
+    def _main_path(self) -> str | None:
+        return self.script
+
     def __repr__(self) -> str:
-        return f"CloudResolver(detach=False, max_parallelism={self.max_parallelism})"
+        return f"CloudResolver(detach={self.detach}, max_parallelism={self.max_parallelism})"

@@ -99,7 +99,7 @@ class LocalResolver:
             root = metadata.get_run(root_id)
             reuse = Reuse.resume(metadata.runs_of_root(root_id))
             recorder = RunRecorder(metadata, artifacts)
-            future = _rebuild(root, metadata, recorder)
+            future = _rebuild(root, metadata, recorder, self._main_path())
             if root.state == "RESOLVED" and root.output:
                 output = metadata.get_artifact(root.output)
                 hint = future.function.output_type
@@ -160,6 +160,10 @@ class LocalResolver:
         images runs execute in (None: none, they run on this machine)."""
         return None, None
 
+    def _main_path(self) -> str | None:
+        """Where the script that defined ``__main__`` functions is (None: this process's)."""
+        return None
+
     def __repr__(self) -> str:
         return f"LocalResolver(max_parallelism={self.max_parallelism})"
 
@@ -175,8 +179,10 @@ def rebuild_pipeline(run_id: str, settings: LocalSettings | None = None) -> Futu
         metadata.close()
 
 
-def _rebuild(root: RunRecord, metadata: MetadataStore, recorder: RunRecorder) -> Future:
-    function = load_function(root.function_path)
+def _rebuild(
+    root: RunRecord, metadata: MetadataStore, recorder: RunRecorder, main_path: str | None = None
+) -> Future:
+    function = load_function(root.function_path, main_path)
     hints = function.input_types
     kwargs = {
         name: recorder.load(

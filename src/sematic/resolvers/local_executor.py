@@ -6,6 +6,8 @@ import shutil
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +22,7 @@ from sematic.core.engine import (
     Run,
     Succeeded,
 )
-from sematic.core.errors import WorkerLostError
+from sematic.core.errors import InfrastructureError, SematicError, WorkerLostError
 from sematic.core.execution import execute_command
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
@@ -204,12 +206,9 @@ class LocalExecutor:
         self._start_waiting()
         run = command.run
         result = self._pool.result(job, exited)
-        if isinstance(result, str):
-            return Failed(
-                run.id,
-                WorkerLostError(f"the worker of {run.future.props.name}() {result}"),
-                infrastructure=True,
-            )
+        if isinstance(result, WorkerLoss):
+            error = result.error(f"the worker of {run.future.props.name}() {result.reason}")
+            return Failed(run.id, error, infrastructure=isinstance(error, InfrastructureError))
         if result.kind == "resolved" and result.artifact is not None:
             return Succeeded(run.id, self._recorder.worker_output(run, result.artifact))
         if result.kind == "nested":
@@ -217,6 +216,16 @@ class LocalExecutor:
             if pickled is not None:
                 return ReturnedFuture(run.id, cloudpickle.loads(pickled))
         return Failed(run.id, _worker_error(result, self._pool.pickle(result)))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoss:
+    """Why a worker reported nothing: ``reason`` ends a sentence starting "the worker of
+    f() ..."; ``error`` is the exception the run fails with (an InfrastructureError is
+    retried by default, a UserError only if the function's RetrySettings lists it)."""
+
+    reason: str
+    error: Callable[[str], SematicError] = WorkerLostError
 
 
 class Workers(Protocol):
@@ -228,9 +237,8 @@ class Workers(Protocol):
     def kill(self, key: str) -> None: ...
     def close(self) -> None: ...
 
-    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | str:
-        """What the worker reported, or why it reported nothing: the end of a sentence
-        starting "the worker of f() ..."."""
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
+        """What the worker reported, or why it reported nothing."""
         ...
 
     def pickle(self, result: WorkerResult) -> bytes | None:
@@ -263,10 +271,10 @@ class ProcessWorkers:
     def close(self) -> None:
         self._pool.close()
 
-    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | str:
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
         path = Path(job.result_path)
         if not path.exists():
-            return (
+            return WorkerLoss(
                 f"exited with code {exited.returncode} without reporting a result; "
                 f"its log is {self._settings.log_path(job.run_id)}"
             )

@@ -167,6 +167,12 @@ class RunRecorder:
         assert error is not None
         raise error
 
+    def record_created(self, run: Run, root_id: str) -> None:
+        """Record ``run`` as CREATED before any engine runs it (a detached pipeline's root)."""
+        with self._lock:
+            if run.id not in self._records:
+                self._dirty[run.id] = self._new_record(run, root_id, time.time())
+
     # Used by the executor ---------------------------------------------------------------
 
     def record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:

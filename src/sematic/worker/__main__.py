@@ -2,6 +2,9 @@
 
 ``python -m sematic.worker --job-from-env`` reads the job (JSON) from the environment
 variable ``SEMATIC_WORKER_JOB`` instead: how a Kubernetes pod gets it.
+
+``python -m sematic.worker --drive-from-env`` is the driver of a detached cloud pipeline
+(``SEMATIC_DRIVER``): it resolves the pipeline in the cluster it runs in.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ JOB_VARIABLE = "SEMATIC_WORKER_JOB"
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--drive-from-env"]:
+        from sematic.resolvers.driver import drive_from_environment
+
+        return drive_from_environment()
     if argv == ["--job-from-env"]:
         text = os.environ.get(JOB_VARIABLE)
         if not text:
@@ -24,7 +31,10 @@ def main(argv: list[str]) -> int:
             return 2
         return run_job(WorkerJob.from_json(text))
     if len(argv) != 1:
-        print("usage: python -m sematic.worker JOB_FILE | --job-from-env", file=sys.stderr)
+        print(
+            "usage: python -m sematic.worker JOB_FILE | --job-from-env | --drive-from-env",
+            file=sys.stderr,
+        )
         return 2
     job = WorkerJob.from_json(Path(argv[0]).read_text())
     return run_job(job)
