@@ -72,6 +72,7 @@ def _measure(cluster: Any, folder: Path, args: argparse.Namespace) -> None:
 
     api = config.new_client_from_config(str(cluster.kubeconfig))
     prepare_cluster(api)
+    (folder / "server").mkdir()
     server = start_server(folder / "server" / "home")
     settings = LocalSettings(
         home=folder / "home", database_url="unused://", artifact_url="unused://",

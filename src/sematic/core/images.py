@@ -5,7 +5,8 @@ for functions without ``base_image_tag``). It reaches a resolver as JSON in the
 ``SEMATIC_IMAGES`` environment variable, or as a file named by ``SEMATIC_IMAGES_FILE``;
 ``SEMATIC_DRIVER_IMAGE`` names the image the resolver itself runs in, where inline
 functions run; ``SEMATIC_INSECURE_REGISTRIES`` (comma-separated hosts) the registries
-reached over plain HTTP.
+reached over plain HTTP; ``SEMATIC_IMAGE_SCRIPT`` where the running script is in the images
+(when not laid out as below, e.g. by the Bazel rule).
 
 In every image the user's code sits under ``/app`` as laid out from its code root (the
 folder above the script's top package, or the script's folder).
@@ -30,6 +31,7 @@ IMAGES_VARIABLE = "SEMATIC_IMAGES"
 IMAGES_FILE_VARIABLE = "SEMATIC_IMAGES_FILE"
 DRIVER_IMAGE_VARIABLE = "SEMATIC_DRIVER_IMAGE"
 INSECURE_VARIABLE = "SEMATIC_INSECURE_REGISTRIES"
+SCRIPT_VARIABLE = "SEMATIC_IMAGE_SCRIPT"  # where the running script is in the images
 DEFAULT_TAG = "default"
 APP = "/app"
 

@@ -91,7 +91,7 @@ def _layers(
         ("dependencies", dependencies),
         ("sematic", contents.sematic_entries()),
         ("worker", contents.worker_entries(config.python)),
-        ("code", contents.code_entries(script, config.sources)),
+        ("code", contents.code_entries(script, config.sources, config.code_root)),
     ]
     result = []
     for name, entries in wanted:

@@ -57,6 +57,9 @@ class PackagingConfig:
     sources: tuple[Path, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     python: str = "python3"
+    # The folder that becomes /app (default: the script's code root); a Bazel target's
+    # runfiles tree.
+    code_root: Path | None = None
 
     def is_insecure(self, registry: str) -> bool:
         return registry in self.insecure_registries
@@ -68,10 +71,10 @@ def find_config(script: Path) -> PackagingConfig:
     for folder in (start, *start.parents):
         dedicated = folder / "sematic.toml"
         if dedicated.is_file():
-            return parse_config(_read(dedicated), dedicated)
+            return parse_config(read_toml(dedicated), dedicated)
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
-            table = _read(pyproject).get("tool", {}).get("sematic")
+            table = read_toml(pyproject).get("tool", {}).get("sematic")
             if table is not None:
                 return parse_config(_table(table, pyproject, "[tool.sematic]"), pyproject)
     raise ConfigurationError(
@@ -134,7 +137,7 @@ def _bases(data: dict[str, Any], origin: Path) -> dict[str, str]:
     return dict(sorted(bases.items()))
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

@@ -116,12 +116,17 @@ def worker_entries(python: str) -> list[Entry]:
     return [Entry(WORKER, data=script.encode(), executable=True)]
 
 
-def code_entries(script: Path, sources: tuple[Path, ...]) -> Iterator[Entry]:
-    """The user's code: the script's code root, then each configured source path under
-    /app by its name."""
+def code_entries(
+    script: Path, sources: tuple[Path, ...], root: Path | None = None
+) -> Iterator[Entry]:
+    """The user's code: the script's code root (or ``root``, e.g. a Bazel runfiles tree,
+    whose links are followed), then each configured source path under /app by its name."""
     if not script.is_file():
         raise ConfigurationError(f"{script} is not a file: name the pipeline script to package")
-    yield from tree_entries(code_root(script), APP)
+    if root is None:
+        yield from tree_entries(code_root(script), APP)
+    else:
+        yield from tree_entries(root, APP, follow_links=True)
     for source in sources:
         if source.is_dir():
             yield from tree_entries(source, f"{APP}/{source.name}")

@@ -39,9 +39,10 @@ class Entry:
     link_target: str | None = None  # a symbolic link instead of a file
 
     @classmethod
-    def file(cls, path: str, source: Path) -> Entry:
+    def file(cls, path: str, source: Path, *, follow_links: bool = False) -> Entry:
+        """``source`` at ``path``; a symbolic link stays one unless ``follow_links``."""
         st = source.lstat()
-        if stat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode) and not follow_links:
             return cls(path, link_target=os.readlink(source))
         return cls(path, source=source, executable=bool(st.st_mode & stat.S_IXUSR))
 
@@ -203,10 +204,11 @@ class _HashingWriter(io.RawIOBase):
 
 
 def tree_entries(
-    folder: Path, prefix: str, *, skip: frozenset[str] = frozenset()
+    folder: Path, prefix: str, *, skip: frozenset[str] = frozenset(), follow_links: bool = False
 ) -> Iterator[Entry]:
     """Every file under ``folder`` as entries under ``prefix``, leaving out caches, hidden
-    folders, virtual environments and names in ``skip``."""
+    folders, virtual environments and names in ``skip``. ``follow_links``: files that are
+    symbolic links (as in a Bazel runfiles tree) are copied as the files they point to."""
     for current, dirs, files in os.walk(folder):
         here = Path(current)
         dirs[:] = sorted(
@@ -221,7 +223,9 @@ def tree_entries(
             if name.endswith((".pyc", ".pyo")) or name in skip:
                 continue
             relative = (here / name).relative_to(folder).as_posix()
-            yield Entry.file(f"{prefix.rstrip('/')}/{relative}", here / name)
+            yield Entry.file(
+                f"{prefix.rstrip('/')}/{relative}", here / name, follow_links=follow_links
+            )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

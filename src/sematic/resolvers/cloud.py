@@ -6,12 +6,13 @@ default). Runs and artifacts are recorded through a Sematic server the pods reac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
-from sematic.core.images import ImageMap, script_in_image
+from sematic.core.images import SCRIPT_VARIABLE, ImageMap, script_in_image
 from sematic.core.loading import main_script
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
@@ -97,8 +98,9 @@ class CloudResolver(LocalResolver):
         images = self.images or ImageMap.from_environment()
         if images is None:
             raise ConfigurationError(
-                "CloudResolver needs container images: run the script with "
-                "`sematic run --build` (or the Bazel target), or pass images=ImageMap(...)"
+                "CloudResolver needs container images and none were built: run the script "
+                "with `sematic run --build`, or the Bazel target NAME (NAME_local packages "
+                "nothing), or pass images=ImageMap(...)"
             )
         images.check_pipeline(future)
         if not settings.server_url:
@@ -114,7 +116,9 @@ class CloudResolver(LocalResolver):
             )
         if self.script is None:
             main = main_script()
-            self.script = script_in_image(Path(main)) if main else None
+            self.script = os.environ.get(SCRIPT_VARIABLE) or (
+                script_in_image(Path(main)) if main else None
+            )
         return images
 
     def api_client(self) -> Any:
