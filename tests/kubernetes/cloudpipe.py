@@ -16,6 +16,7 @@ def _requirements(**kwargs: object) -> ResourceRequirements:
 
 @sematic.func(inline=False)
 def square(x: int) -> int:
+    print(f"squaring {x}")
     return x * x
 
 
@@ -60,7 +61,7 @@ def oom_pipeline(megabytes: int) -> int:
 
 @sematic.func(inline=False, retry=RetrySettings(exceptions=(ConnectionError,), retries=2))
 def flaky(x: int) -> int:
-    raise ConnectionError(f"service down for {x} (attempt in pod {os.environ.get('HOSTNAME')})")
+    raise ConnectionError(f"service down for {x} (in pod {os.environ.get('SEMATIC_POD_NAME')})")
 
 
 @sematic.func
@@ -77,6 +78,7 @@ def slow(x: int, seconds: float) -> int:
 @sematic.func
 def slow_pipeline(x: int, seconds: float) -> int:
     """square in a Job, then a slow step in a Job: for cancel and a killed driver."""
+    print(f"slow_pipeline({x}) in {os.environ.get('SEMATIC_POD_NAME', 'this process')}")
     return slow(square(x), seconds)
 
 

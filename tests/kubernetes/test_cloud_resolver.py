@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -75,14 +76,28 @@ class Cloud:
             settings=settings, **kwargs,
         )  # fmt: skip
 
+    def environment(self, tmp_path: Path) -> dict[str, str]:
+        """What a user's script run by `sematic run --build` would have."""
+        return {
+            **os.environ,
+            "SEMATIC_HOME": str(tmp_path / "home"),
+            "SEMATIC_SERVER_URL": self.server.url,
+            "KUBECONFIG": self.kubeconfig,
+            "SEMATIC_IMAGES": json.dumps(dict(self.images.images)),
+            "SEMATIC_INSECURE_REGISTRIES": ",".join(self.images.insecure_registries),
+            "SEMATIC_CLUSTER": json.dumps(self.cluster.to_dict()),
+        }
+
     def run(self, run_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = httpx.get(f"{self.server.url}/api/v1/runs/{run_id}").json()
         return answer
 
     def graph(self, root_id: str) -> dict[str, dict[str, Any]]:
         """The pipeline's runs by name."""
-        graph = httpx.get(f"{self.server.url}/api/v1/runs/{root_id}/graph").json()
-        return {run["name"]: run for run in graph["runs"]}
+        answer = httpx.get(f"{self.server.url}/api/v1/runs/{root_id}/graph")
+        if answer.status_code == 404:  # not recorded yet
+            return {}
+        return {run["name"]: run for run in answer.json()["runs"]}
 
     def wait(self, root_id: str, states: set[str] = TERMINAL, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
@@ -100,6 +115,9 @@ class Cloud:
             return deserialize(artifacts.get(artifact.id), artifact.type_description, hint)
         finally:
             metadata.close()
+
+    def logs(self, run_id: str) -> str:
+        return httpx.get(f"{self.server.url}/api/v1/runs/{run_id}/logs").text
 
     def jobs(self, selector: str) -> list[Any]:
         batch: Any = client.BatchV1Api(self.api)
@@ -238,6 +256,9 @@ def test_parity_same_value_and_artifact_ids_under_every_resolver(
     graph = httpx.get(f"{cloud.server.url}/api/v1/runs/{remote.id}/graph").json()
     local_view = [{"name": r.name, "inputs": r.inputs, "output": r.output} for r in local_runs]
     assert artifacts(graph["runs"]) == artifacts(local_view)
+    # Each pod's log was sent to the server, as the run's log.
+    logs = {cloud.logs(r["id"]) for r in graph["runs"] if r["name"] == "square"}
+    assert logs == {f"squaring {i}\n" for i in range(5)}
     assert len(local_runs) == len(cloud_runs) + 4  # five square runs share one name
 
 
@@ -278,15 +299,7 @@ def test_bad_settings_are_refused_before_anything_is_submitted(
 
 def test_the_seed_example_runs_detached_and_attached(cloud: Cloud, tmp_path: Path) -> None:
     """``pipeline(...).resolve(CloudResolver())`` verbatim, as a user's script."""
-    env = {
-        **os.environ,
-        "SEMATIC_HOME": str(tmp_path / "home"),
-        "SEMATIC_SERVER_URL": cloud.server.url,
-        "KUBECONFIG": cloud.kubeconfig,
-        "SEMATIC_IMAGES": json.dumps(dict(cloud.images.images)),
-        "SEMATIC_INSECURE_REGISTRIES": ",".join(cloud.images.insecure_registries),
-        "SEMATIC_CLUSTER": json.dumps(cloud.cluster.to_dict()),
-    }
+    env = cloud.environment(tmp_path)
     script = str(cloud.project / "seed_pipeline.py")
     started = time.monotonic()
     detached = subprocess.run(
@@ -360,6 +373,9 @@ def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
     runs = cloud.graph(root_id)
     for step in ("square", "slow"):  # neither ran again: one Job each, followed again
         assert len(cloud.jobs(f"sematic.dev/run-id={_label(runs[step]['id'])}")) == 1, step
+    # The inline function ran again in the second driver pod; its log is that pod's.
+    assert cloud.logs(root_id).startswith("slow_pipeline(4) in sematic-driver-")  # a pod name
+    assert first.metadata.name not in cloud.logs(root_id)
 
 
 def _wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) -> str:
@@ -373,3 +389,36 @@ def _wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) ->
                 return str(run["id"])
         time.sleep(0.25)
     pytest.fail(f"{name} of {root_id} is not running after {timeout} s: {cloud.graph(root_id)}")
+
+
+def test_ctrl_c_with_detach_false_deletes_the_jobs_and_cancels(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    env = {**cloud.environment(tmp_path), "PYTHONPATH": str(cloud.project)}
+    code = (
+        "import cloudpipe\nfrom sematic import CloudResolver\n"
+        "future = cloudpipe.slow_pipeline(5, 300.0)\nprint(future.id, flush=True)\n"
+        "future.resolve(CloudResolver(detach=False))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        root_id = process.stdout.readline().strip()
+        slow = _wait_running(cloud, root_id, "slow")
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    runs = cloud.graph(root_id)
+    assert {n: r["state"] for n, r in runs.items()} == {
+        "slow_pipeline": "CANCELED", "square": "RESOLVED", "slow": "CANCELED"
+    }  # fmt: skip
+    assert not cloud.jobs(f"sematic.dev/run-id={_label(slow)}")  # deleted before it exited
+    print(f"Ctrl-C to exit: {time.monotonic() - started:.2f} s")

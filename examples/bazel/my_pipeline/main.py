@@ -13,4 +13,7 @@ from sematic import CloudResolver
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     future = pipeline(n)
-    print(future.resolve(CloudResolver(detach=False)) if "--cloud" in sys.argv else future.resolve())
+    if "--cloud" in sys.argv:
+        print(future.resolve(CloudResolver(detach=False)))
+    else:
+        print(future.resolve())

@@ -46,6 +46,7 @@ class JobOutcome:
     message: str = ""
     # What the container wrote to its termination message (a worker's result), if any.
     termination_message: str | None = None
+    pod: str | None = None  # the pod that ran it, when there was one
 
     @property
     def succeeded(self) -> bool:
@@ -129,6 +130,7 @@ class JobWatcher:
                 raise pod
             outcome = self._outcome(kind, pod)
             if outcome is not None and outcome.name in self._pending:
+                outcome = replace(outcome, pod=pod.metadata.name)
                 self._pending.pop(outcome.name)
                 self._unschedulable.pop(outcome.name, None)
                 return outcome
@@ -280,6 +282,13 @@ class JobWatcher:
                 + self._last_lines(pod.metadata.name),
             )
         return JobOutcome(job, "ExitCode", status.message or "the pod failed")
+
+    def pod_log(self, pod_name: str) -> str | None:
+        """What the pod printed (None when the kubelet no longer has it)."""
+        try:
+            return str(self._core.read_namespaced_pod_log(pod_name, self._namespace))
+        except ApiException:
+            return None
 
     def _last_lines(self, pod_name: str) -> str:
         try:

@@ -21,6 +21,7 @@ from sematic.core.errors import ConfigurationError
 from sematic.core.resources import KubernetesRequirements
 
 CLUSTER_VARIABLE = "SEMATIC_CLUSTER"
+POD_NAME_VARIABLE = "SEMATIC_POD_NAME"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sematic"}
 CONTAINER = "main"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -124,6 +125,9 @@ def job_manifest(
     variables: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**settings.env, **env}.items()
     ]
+    variables.append(  # which pod ran a step: for its log lines
+        {"name": POD_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    )
     for index, secret in enumerate(wanted.secrets):
         variables.extend(
             {"name": variable,

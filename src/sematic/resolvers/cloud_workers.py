@@ -95,6 +95,11 @@ class KubernetesWorkers:
         run_id = next(r for r, name in self._jobs.items() if name == outcome.name)
         del self._jobs[run_id]
         self._outcomes[run_id] = outcome
+        text = self._watcher.pod_log(outcome.pod) if outcome.pod else None
+        if text:  # the run's log, as a worker process's would be (the executor ships it)
+            path = self._settings.log_path(run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         return Exited(run_id, 0 if outcome.succeeded else 1)
 
     def kill(self, key: str) -> None:

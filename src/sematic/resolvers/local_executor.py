@@ -31,7 +31,7 @@ from sematic.executors.processes import Exited, ProcessPool
 from sematic.resolvers.cancel import CancelWatch
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
-from sematic.resolvers.run_logs import captured_output
+from sematic.resolvers.run_logs import LogShipper, captured_output
 from sematic.resolvers.settings import LocalSettings
 from sematic.resolvers.stores import API_KEY_VARIABLE
 
@@ -80,6 +80,7 @@ class LocalExecutor:
         # Workers get the server's API key in their environment, never in their job file.
         key = settings.api_key if settings.server_url else None
         self._env = {API_KEY_VARIABLE: key} if key else None
+        self._logs = LogShipper(settings.logs, settings.server_url, settings.api_key)
 
     def submit(self, command: Execute) -> None:
         run = command.run
@@ -136,6 +137,7 @@ class LocalExecutor:
         if self._watch is not None:
             self._watch.stop()
         self._pool.close()
+        self._logs.close()
         self._running.clear()
         if self._jobs_dir is not None:
             shutil.rmtree(self._jobs_dir, ignore_errors=True)
@@ -169,6 +171,7 @@ class LocalExecutor:
                     clear_interrupt(me)
         except _Canceled:
             return self._cancel_event() or CancelRequested("canceled")
+        self._logs.ship(command.run.id)
         return self._cancel_event() or event
 
     def _job(self, command: Execute, refs: dict[str, InputRef]) -> WorkerJob:
@@ -206,6 +209,7 @@ class LocalExecutor:
         self._start_waiting()
         run = command.run
         result = self._pool.result(job, exited)
+        self._logs.ship(run.id)
         if isinstance(result, WorkerLoss):
             error = result.error(f"the worker of {run.future.props.name}() {result.reason}")
             return Failed(run.id, error, infrastructure=isinstance(error, InfrastructureError))

@@ -1,4 +1,5 @@
-"""Capturing what an inline function prints into its run's log, still echoing it."""
+"""Capturing what an inline function prints into its run's log, still echoing it; sending
+logs to the Sematic server when runs are recorded through one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TextIO, cast
+from typing import IO, TYPE_CHECKING, TextIO, cast
+
+from sematic.core.errors import SematicError
+
+if TYPE_CHECKING:
+    from sematic.storage.http import HttpLogs
 
 
 class _Tee(io.TextIOBase):
@@ -62,3 +68,36 @@ def captured_output(path: Path) -> Iterator[None]:
             yield
     finally:
         log.close()
+
+
+class LogShipper:
+    """Sends a finished run's log file to the server of ``server_url`` (nothing without
+    one: the local server reads the files where they are). A failure to send is reported
+    on stderr and does not fail the run."""
+
+    def __init__(self, logs_folder: Path, server_url: str | None, api_key: str | None) -> None:
+        self._folder = logs_folder
+        self._url = server_url
+        self._key = api_key
+        self._client: HttpLogs | None = None
+
+    def ship(self, run_id: str) -> None:
+        if self._url is None:
+            return
+        path = self._folder / f"{run_id}.log"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        if self._client is None:
+            from sematic.storage.http import HttpLogs
+
+            self._client = HttpLogs(self._url, self._key)
+        try:
+            self._client.put(run_id, data)
+        except SematicError as error:
+            print(f"sematic: the log of run {run_id} was not sent: {error}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ from sematic.storage.sql.store import SqlMetadataStore
 
 PREFIX = "/api/v1"
 MAX_LIMIT = 500
+MAX_LOG_BYTES = 16 * 1024 * 1024  # a run's log as uploaded; longer ones keep their end
 DEFAULT_LIMIT = 50
 STATES = frozenset(state.value for state in State)
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
@@ -155,6 +157,24 @@ class _Api:
             raise HTTPException(404, f"No logs for run {run_id!r}.")
         return FileResponse(path, media_type="text/plain; charset=utf-8")
 
+    async def put_logs(self, request: Request) -> Response:
+        """A run's log, sent by the resolver when the run ended elsewhere (a pod, a driver
+        in a cluster, another machine); replaces what was there."""
+        self._authorize(request)
+        run_id = request.path_params["run_id"]
+        if not _RUN_ID.fullmatch(run_id):
+            raise HTTPException(400, f"{run_id!r} is not a run id (32 lowercase hex digits).")
+        data = await request.body()
+        if len(data) > MAX_LOG_BYTES:
+            raise HTTPException(
+                413, f"The log is {len(data):,} bytes; at most {MAX_LOG_BYTES:,} are kept."
+            )
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.logs_dir / f".{run_id}.{os.getpid()}.tmp"
+        temporary.write_bytes(data)
+        temporary.replace(self.logs_dir / f"{run_id}.log")
+        return JSONResponse({"run_id": run_id, "size": len(data)})
+
     def _run(self, run_id: str) -> RunRecord:
         try:
             return self.metadata.get_run(run_id)
@@ -236,6 +256,7 @@ def create_app(
         Route(f"{PREFIX}/runs/{{run_id}}", api.get_run, methods=["GET"]),
         Route(f"{PREFIX}/runs/{{run_id}}/graph", api.graph, methods=["GET"]),
         Route(f"{PREFIX}/runs/{{run_id}}/logs", api.logs, methods=["GET"]),
+        Route(f"{PREFIX}/runs/{{run_id}}/logs", api.put_logs, methods=["PUT"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
         *steering.routes(PREFIX),

@@ -309,6 +309,17 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "responses": {**ok, **_errors(400, 401, 503), **refused, **too_large},
             }
         },
+        "/runs/{run_id}/logs": {
+            "put": {
+                "summary": "Store a run's log (text), replacing what was there.",
+                "description": "Resolvers send the log of a run that ran in a pod or on "
+                "another machine when it ends; at most 16 MiB (413 beyond).",
+                "parameters": [_RUN_ID],
+                "security": _KEYED,
+                "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                "responses": {**ok, **too_large, **_errors(400, 401)},
+            }
+        },
         "/artifacts/{artifact_id}/payload": {
             "put": {
                 "summary": "Store an artifact's payload, once checked against its id.",

@@ -33,7 +33,8 @@ def test_a_plain_job_runs_once_with_the_image_command_and_environment() -> None:
     assert container["image"] == "r/p@sha256:ab"
     assert container["command"] == ["sematic-worker", "job"]
     assert container["env"] == [
-        {"name": "SEMATIC_SERVER_URL", "value": "http://s"}, {"name": "A", "value": "b"}
+        {"name": "SEMATIC_SERVER_URL", "value": "http://s"}, {"name": "A", "value": "b"},
+        {"name": "SEMATIC_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]  # fmt: skip
     assert container["resources"] == {} and spec["nodeSelector"] == {}
 

@@ -75,7 +75,7 @@ def test_openapi_lists_every_route(server: Server, tmp_path: Path) -> None:
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert documented == _route_paths(tmp_path)
-    assert len(documented) == 19
+    assert len(documented) == 20
     for path, operations in document["paths"].items():
         for operation in operations.values():
             assert operation["summary"]
@@ -91,6 +91,7 @@ def test_openapi_lists_every_route(server: Server, tmp_path: Path) -> None:
     assert keyed == {
         ("/api/v1/artifacts/{artifact_id}/payload", "get"),
         ("/api/v1/runs/{run_id}/logs", "get"),
+        ("/api/v1/runs/{run_id}/logs", "put"),
         ("/api/v1/runs/{run_id}/cancel", "post"),
         ("/api/v1/runs/{run_id}/rerun", "post"),
         # The store API resolvers write through: all of it needs the key.

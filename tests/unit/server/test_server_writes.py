@@ -28,7 +28,15 @@ from sematic.core.errors import (
 )
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.storage.artifacts import FsspecArtifactStore
-from sematic.storage.http import HttpArtifactStore, HttpMetadataStore, _connection, metadata, wire
+from sematic.storage.http import (
+    MAX_LOG_BYTES,
+    HttpArtifactStore,
+    HttpLogs,
+    HttpMetadataStore,
+    _connection,
+    metadata,
+    wire,
+)
 from sematic.storage.serialization import FORMAT, hint_key, serialize
 from sematic.storage.sql import SqlMetadataStore
 from tests.unit.server.conftest import TAG, Recorded, Server, server_env, start_server
@@ -598,3 +606,36 @@ def test_a_bad_server_url_is_a_configuration_error() -> None:
     for url in ("localhost:5001", "ftp://host", "http://"):
         with pytest.raises(ConfigurationError, match="SEMATIC_SERVER_URL"):
             HttpMetadataStore(url)
+
+
+def test_a_runs_log_is_sent_kept_replaced_and_read_back(keyed_server: Home) -> None:
+    url = keyed_server.server.url
+    run_id = "ab" * 16
+    anonymous = HttpLogs(url)
+    try:
+        with pytest.raises(ConfigurationError, match="needs an API key"):
+            anonymous.put(run_id, b"no key")
+    finally:
+        anonymous.close()
+    logs = HttpLogs(url, KEY)
+    try:
+        logs.put(run_id, "first line\nsecond line é\n".encode())
+        read = httpx.get(
+            f"{url}/api/v1/runs/{run_id}/logs", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert read.status_code == 200 and read.text == "first line\nsecond line é\n"
+        logs.put(run_id, b"replaced\n")
+        assert (keyed_server.home / "logs" / f"{run_id}.log").read_bytes() == b"replaced\n"
+        logs.put(run_id, b"x" * (MAX_LOG_BYTES + 10) + b"THE END")  # too long: its end is kept
+        kept = (keyed_server.home / "logs" / f"{run_id}.log").read_bytes()
+        assert kept.startswith(b"[... the beginning was cut]") and kept.endswith(b"THE END")
+        assert len(kept) <= MAX_LOG_BYTES
+        with pytest.raises(StoreError, match="400"):
+            logs.put("not-a-run", b"x")
+    finally:
+        logs.close()
+    too_long = httpx.put(
+        f"{url}/api/v1/runs/{run_id}/logs", content=b"y" * (MAX_LOG_BYTES + 1),
+        headers={"Authorization": f"Bearer {KEY}"},
+    )  # fmt: skip
+    assert too_long.status_code == 413 and "at most" in too_long.text, too_long.text

@@ -1,6 +1,7 @@
 """The metadata and artifact stores of a Sematic server, over its HTTP API.
 
-``open_http_stores(url, api_key)`` gives both, sharing one pooled connection.
+``open_http_stores(url, api_key)`` gives both, sharing one pooled connection;
+``HttpLogs`` sends run logs to the server.
 """
 
 from __future__ import annotations
@@ -9,7 +10,39 @@ from sematic.storage.http._connection import HttpConnection
 from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
 
-__all__ = ["HttpArtifactStore", "HttpConnection", "HttpMetadataStore", "open_http_stores"]
+__all__ = [
+    "HttpArtifactStore",
+    "HttpConnection",
+    "HttpLogs",
+    "HttpMetadataStore",
+    "open_http_stores",
+]
+
+MAX_LOG_BYTES = 16 * 1024 * 1024  # what the server keeps of one run's log
+
+
+class HttpLogs:
+    """Run logs sent to the server (``PUT /api/v1/runs/ID/logs``), for runs that ran
+    where the server cannot read their log (a pod, another machine)."""
+
+    def __init__(self, url: str, api_key: str | None = None) -> None:
+        self._http = HttpConnection(url, api_key)
+
+    def put(self, run_id: str, data: bytes) -> None:
+        """Store ``data`` as the run's log; a log too long keeps its end."""
+        if len(data) > MAX_LOG_BYTES:
+            data = b"[... the beginning was cut]\n" + data[-(MAX_LOG_BYTES - 64) :]
+        self._http.request(
+            "PUT",
+            f"/runs/{run_id}/logs",
+            doing=f"store the log of run {run_id}",
+            idempotent=True,
+            content=data,
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def open_http_stores(
