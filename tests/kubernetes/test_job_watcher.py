@@ -71,7 +71,9 @@ def test_success_and_a_failure_with_its_last_lines(
     watcher: JobWatcher, kubernetes_cluster: Cluster
 ) -> None:
     good = watcher.submit(job(kubernetes_cluster, "echo fine"))
-    assert outcome(watcher, good) == JobOutcome(good)
+    ended = outcome(watcher, good)
+    assert ended.succeeded and ended.pod is not None and ended.pod.startswith(f"{good}-")
+    assert watcher.pod_log(ended.pod) == "fine\n"  # what becomes the run's log
     lines = "; ".join(f"echo line {i}" for i in range(30))
     bad = watcher.submit(job(kubernetes_cluster, f"{lines}; exit 3"))
     ended = outcome(watcher, bad)
