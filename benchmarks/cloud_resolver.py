@@ -3,6 +3,7 @@
 Measured in one run, side by side:
 - baseline: a bare Job in the same image running ``python3 -c pass`` (scheduling, the
   kubelet starting the container, the interpreter), submit -> noticed through the watch;
+  and one that only imports what the worker imports (its start-up cost in a pod);
 - a Sematic step: a chain of --chain ``inline=False`` steps, detach=False, per step
   (fetch inputs from the server, type checks, run, persist, result read back);
 - resolve() -> driver running, detach=True: until the driver schedules the root run
@@ -80,7 +81,10 @@ def _measure(cluster: Any, folder: Path, args: argparse.Namespace) -> None:
     )  # fmt: skip
     cloud = cluster_settings(cluster)
     try:
-        bare = _bare_jobs(api, images.images["default"], cloud, args.baseline_jobs)
+        bare = _bare_jobs(api, images.images["default"], cloud, args.baseline_jobs, "pass")
+        imports = _bare_jobs(
+            api, images.images["default"], cloud, args.baseline_jobs, WORKER_IMPORTS
+        )
 
         def resolver(**kwargs: Any) -> CloudResolver:
             return CloudResolver(images=images, cluster=cloud, kubeconfig=str(cluster.kubeconfig),
@@ -115,6 +119,8 @@ def _measure(cluster: Any, folder: Path, args: argparse.Namespace) -> None:
     print(f"{'':58} {'seconds':>9} {'ratio':>7}")
     rows = [
         ("bare Job, python3 -c pass: submit -> noticed (median)", median, 1.0),
+        ("bare Job importing the worker's modules (median)", statistics.median(imports),
+         statistics.median(imports) / median),
         (f"Sematic inline=False step (chain of {args.chain}), per step", per_step,
          per_step / median),
         ("  what Sematic adds per step", per_step - median, None),
@@ -129,14 +135,17 @@ def _measure(cluster: Any, folder: Path, args: argparse.Namespace) -> None:
         print(f"{label:58} {seconds:9.3f} {shown:>7}")
 
 
-def _bare_jobs(api: Any, image: str, cloud: Any, count: int) -> list[float]:
+WORKER_IMPORTS = "import sematic.worker.run, sematic.storage.http"
+
+
+def _bare_jobs(api: Any, image: str, cloud: Any, count: int, code: str) -> list[float]:
     watcher = JobWatcher(api, "default")
     times = []
     try:
         for _ in range(count + 1):  # the first pulls the image: left out
             manifest = job_manifest(
                 name=f"bare-{uuid.uuid4().hex[:10]}", image=image,
-                command=["python3", "-c", "pass"], settings=cloud,
+                command=["python3", "-c", code], settings=cloud,
             )  # fmt: skip
             began = time.perf_counter()
             watcher.submit(manifest)
