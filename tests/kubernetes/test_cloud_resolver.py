@@ -88,6 +88,15 @@ class Cloud:
             "SEMATIC_CLUSTER": json.dumps(self.cluster.to_dict()),
         }
 
+    def cli(self, tmp_path: Path, *args: str) -> str:
+        """``sematic ARGS`` with this server as ``server_url``; its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "sematic.cli", *args], env=self.environment(tmp_path),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def run(self, run_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = httpx.get(f"{self.server.url}/api/v1/runs/{run_id}").json()
         return answer
@@ -220,6 +229,9 @@ def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
     assert isinstance(cause, WorkerFailedError) and cause.cause == "OOMKilled", cause
     assert "out of memory (limit 40Mi)" in str(cause)
     assert "OOMKilled" in cloud.run(raised.value.run_id)["exception_message"]
+    listed = cloud.cli(tmp_path, "runs", "--all", "--limit", "500")  # through the server
+    (row,) = [line for line in listed.splitlines() if raised.value.run_id in line]
+    assert "FAILED" in row and "WorkerFailedError: the worker of hog()" in row
     assert len(cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")) == 1
 
 
@@ -337,15 +349,8 @@ def test_cancel_deletes_the_jobs_and_marks_unfinished_runs_canceled(
 
     root_id = cloudpipe.slow_pipeline(3, 300.0).resolve(cloud.resolver(tmp_path))
     slow = _wait_running(cloud, root_id, "slow")
-    env = {**os.environ, "SEMATIC_SERVER_URL": cloud.server.url,
-           "SEMATIC_HOME": str(tmp_path / "cli")}  # fmt: skip
     started = time.monotonic()
-    canceled = subprocess.run(
-        [sys.executable, "-m", "sematic.cli", "cancel", root_id, "--wait", "30"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert canceled.returncode == 0, canceled.stderr + canceled.stdout
-    assert "CANCELED" in canceled.stdout
+    assert "CANCELED" in cloud.cli(tmp_path, "cancel", root_id, "--wait", "30")
     runs = cloud.graph(root_id)
     assert runs["slow"]["state"] == "CANCELED" and runs["square"]["state"] == "RESOLVED"
     deadline = time.monotonic() + 30
@@ -376,6 +381,7 @@ def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
     # The inline function ran again in the second driver pod; its log is that pod's.
     assert cloud.logs(root_id).startswith("slow_pipeline(4) in sematic-driver-")  # a pod name
     assert first.metadata.name not in cloud.logs(root_id)
+    assert cloud.cli(tmp_path, "logs", root_id) == cloud.logs(root_id)
 
 
 def _wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) -> str:

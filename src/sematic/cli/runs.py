@@ -6,9 +6,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -18,9 +17,12 @@ from sematic.cli.errors import CliError
 if TYPE_CHECKING:
     from sematic.core.ports import MetadataStore
     from sematic.core.records import RunRecord
+    from sematic.resolvers.settings import LocalSettings
+    from sematic.storage.http import HttpLogs
 
 TERMINAL_STATES = frozenset({"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"})
 FOLLOW_POLL_S = 0.2
+REASON_WIDTH = 160
 
 
 @contextlib.contextmanager
@@ -75,20 +77,55 @@ def runs(limit: int, all_runs: bool) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "state", "started", "duration"):
         table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
     now = time.time()
     for run in records:
-        table.add_row(run.id, run.name, run.state, _started(run), _duration(run, now))
+        table.add_row(run.id, run.name, run.state, _started(run), _duration(run, now), _reason(run))
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
 
 
-def _copy_new(log: Path, position: int) -> int:
-    """Write what ``log`` holds from ``position`` on to stdout; return the new position."""
-    try:
-        with log.open("rb") as file:
-            file.seek(position)
-            chunk = file.read()
-    except FileNotFoundError:
-        return position
+def _reason(run: RunRecord) -> str:
+    """Why a run failed: its exception's class and the first line of its message (a pod's
+    end names its cause there: OOMKilled, Unschedulable, ...)."""
+    if run.state != "FAILED" or not run.exception_type:
+        return ""
+    message = (run.exception_message or "").strip().splitlines()
+    first = message[0] if message else ""
+    text = f"{run.exception_type.rpartition('.')[2]}: {first}"
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 3] + "..."
+
+
+class _LogReader:
+    """What a run's log holds from a position on: the local file, or with a server
+    (runs that ran in pods or elsewhere), what the server keeps."""
+
+    def __init__(self, settings: LocalSettings, run_id: str) -> None:
+        self._path = settings.log_path(run_id)
+        self._run_id = run_id
+        self._server: HttpLogs | None = None
+        if settings.server_url:
+            from sematic.storage.http import HttpLogs
+
+            self._server = HttpLogs(settings.server_url, settings.api_key)
+
+    def __call__(self, position: int) -> bytes:
+        if self._server is not None:
+            return (self._server.get(self._run_id) or b"")[position:]
+        try:
+            with self._path.open("rb") as file:
+                file.seek(position)
+                return file.read()
+        except FileNotFoundError:
+            return b""
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def _copy_new(read: Callable[[int], bytes], position: int) -> int:
+    """Write what the log holds from ``position`` on to stdout; return the new position."""
+    chunk = read(position)
     if chunk:
         sys.stdout.write(chunk.decode("utf-8", errors="replace"))
         sys.stdout.flush()
@@ -106,22 +143,21 @@ def logs(run_id: str, follow: bool) -> None:
     from sematic.resolvers.settings import LocalSettings
 
     settings = LocalSettings.from_environment()
-    log = settings.log_path(run_id)
-    with _store() as metadata:
+    with _store() as metadata, contextlib.closing(_LogReader(settings, run_id)) as read:
         run = metadata.get_run(run_id)  # an unknown id is a clear error
         state = run.state
-        position = _copy_new(log, 0)
+        position = _copy_new(read, 0)
         while follow and state not in TERMINAL_STATES:
             time.sleep(FOLLOW_POLL_S)
             state = metadata.get_run(run_id).state
-            position = _copy_new(log, position)
+            position = _copy_new(read, position)
             if state not in TERMINAL_STATES and resolver_of(settings, run.root_id) is Resolver.GONE:
-                position = _copy_new(log, position)
+                position = _copy_new(read, position)
                 raise CliError(
                     f"the process resolving this pipeline was killed; run {run_id} stays "
                     f"{state} (mark it canceled with `sematic cancel --force {run.root_id}`)"
                 )
-        position = _copy_new(log, position)
+        position = _copy_new(read, position)
     if position == 0:
         click.echo(f"(run {run_id} has printed nothing; state {state})", err=True)
 

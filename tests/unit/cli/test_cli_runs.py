@@ -8,11 +8,13 @@ import textwrap
 import time
 from pathlib import Path
 
-from sematic import LocalResolver
+import pytest
+
+from sematic import LocalResolver, PipelineFailedError
 from sematic.cli.runs import format_duration
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
-from tests.pipelines.local import chatty, three_steps
+from tests.pipelines.local import chatty, fails_inside, three_steps
 from tests.unit.cli.conftest import ROOT, SCRIPT, invoke, sematic
 
 
@@ -29,7 +31,7 @@ def test_runs_lists_root_runs_newest_first(home: Path, tmp_path: Path) -> None:
     second.resolve(LocalResolver(progress=False))
 
     lines = invoke("runs").stdout.strip().splitlines()
-    assert lines[0].split() == ["id", "name", "state", "started", "duration"]
+    assert lines[0].split() == ["id", "name", "state", "started", "duration", "reason"]
     assert [line.split()[:3] for line in lines[1:]] == [
         [second.id, "three_steps", "RESOLVED"],
         [first.id, "three_steps", "RESOLVED"],
@@ -41,6 +43,17 @@ def test_runs_all_includes_the_steps(home: Path, tmp_path: Path) -> None:
     three_steps(str(tmp_path / "w")).resolve(LocalResolver(progress=False))
     names = [line.split()[1] for line in invoke("runs", "--all").stdout.splitlines()[1:]]
     assert sorted(names) == ["step_a", "step_b", "step_c", "three_steps"]
+
+
+def test_runs_says_why_a_run_failed(home: Path) -> None:
+    future = fails_inside(4)
+    with pytest.raises(PipelineFailedError):
+        future.resolve(LocalResolver(progress=False))
+    rows = {line.split()[1]: line for line in invoke("runs", "--all").stdout.splitlines()[1:]}
+    assert "ValueError: remote boom 4" in rows["remote_boom"]
+    assert rows["remote_boom"].split()[2] == "FAILED"
+    assert rows["fails_inside"].split()[2] == "NESTED_FAILED"
+    assert "remote boom" not in rows["fails_inside"]  # the reason is on the step that failed
 
 
 def test_runs_refuses_a_bad_limit(home: Path) -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from sematic.core.errors import StoreError
 from sematic.storage.http._connection import HttpConnection
 from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
@@ -41,8 +42,23 @@ class HttpLogs:
             headers={"Content-Type": "text/plain; charset=utf-8"},
         )
 
+    def get(self, run_id: str) -> bytes | None:
+        """The run's log as the server keeps it (None: it has none)."""
+        try:
+            response = self._http.request(
+                "GET", f"/runs/{run_id}/logs", doing=f"read the log of run {run_id}",
+                idempotent=True, errors={404: _NoLogError},
+            )  # fmt: skip
+        except _NoLogError:
+            return None
+        return response.content
+
     def close(self) -> None:
         self._http.close()
+
+
+class _NoLogError(StoreError):
+    """The server has no log for this run (yet)."""
 
 
 def open_http_stores(
