@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sematic.cli.errors import CliError
 from sematic.core.errors import SematicError
+
+if TYPE_CHECKING:
+    from sematic.packaging.config import PackagingConfig
 
 
 def cache_folder() -> Path:
@@ -21,15 +25,18 @@ def cache_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sematic"
 
 
-def build_images(script: Path, *, quiet: bool = False) -> dict[str, str]:
-    """Build and push; returns the image map. Progress lines go to stderr."""
+def build_images(
+    script: Path, *, quiet: bool = False, config: PackagingConfig | None = None
+) -> tuple[dict[str, str], PackagingConfig]:
+    """Build and push; returns the image map and the settings used (``config``, else the
+    nearest sematic.toml). Progress lines go to stderr."""
     from sematic.packaging.builder import build
     from sematic.packaging.config import find_config
 
     if not script.is_file():
         raise CliError(f"no such script: {script}")
     try:
-        config = find_config(script)
+        config = config or find_config(script)
         if not quiet:
             click.echo(f"packaging {script} with {config.origin}", err=True)
         result = build(
@@ -46,14 +53,18 @@ def build_images(script: Path, *, quiet: bool = False) -> dict[str, str]:
             f"uploaded {result.bytes_uploaded:,} bytes",
             err=True,
         )
-    return result.image_map
+    return result.image_map, config
 
 
-def insecure_registries(script: Path) -> tuple[str, ...]:
-    """The registries the script's settings reach over plain HTTP."""
-    from sematic.packaging.config import find_config
+def use_images(images: dict[str, str], config: PackagingConfig, script: str | None = None) -> None:
+    """Hand the images to the resolvers this process runs: the map, the registries reached
+    over plain HTTP, and (when not where the usual layout puts it) the script's place."""
+    from sematic.core.images import IMAGES_VARIABLE, INSECURE_VARIABLE, SCRIPT_VARIABLE
 
-    return tuple(find_config(script).insecure_registries)
+    os.environ[IMAGES_VARIABLE] = json.dumps(images)
+    os.environ[INSECURE_VARIABLE] = ",".join(config.insecure_registries)
+    if script is not None:
+        os.environ[SCRIPT_VARIABLE] = script
 
 
 @click.command()
@@ -70,7 +81,7 @@ def build(script: Path, output: Path | None, quiet: bool) -> None:
 
     Prints the image map {base tag: image@digest} as JSON on stdout.
     """
-    images = build_images(script, quiet=quiet)
+    images, _ = build_images(script, quiet=quiet)
     text = json.dumps(images, indent=2, sort_keys=True)
     if output is not None:
         output.write_text(text + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -29,11 +28,9 @@ def run(script: Path, args: tuple[str, ...], package: bool) -> None:
     if not script.is_file():
         raise CliError(f"no such script: {script}")
     if package:
-        from sematic.cli.packaging import build_images, insecure_registries
-        from sematic.core.images import IMAGES_VARIABLE, INSECURE_VARIABLE
+        from sematic.cli.packaging import build_images, use_images
 
-        os.environ[IMAGES_VARIABLE] = json.dumps(build_images(script))
-        os.environ[INSECURE_VARIABLE] = ",".join(insecure_registries(script))
+        use_images(*build_images(script))
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python SCRIPT` does

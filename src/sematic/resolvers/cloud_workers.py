@@ -147,4 +147,4 @@ def loss_of(outcome: JobOutcome) -> WorkerLoss:
 
 
 def job_name(run_id: str, attempt: int) -> str:
-    return f"sematic-{re.sub(r'[^a-z0-9]', '', run_id.lower())[:40]}-{attempt}"
+    return f"sematic-{label_value(run_id).lower()[:40]}-{attempt}"

@@ -108,7 +108,7 @@ def submit_driver(resolver: CloudResolver, future: Future) -> str:
         batch.create_namespaced_job(cluster.namespace, manifest)
     finally:
         api.close()
-    url = f"{settings.server_url.rstrip('/') if settings.server_url else ''}/#/runs/{future.id}"
+    url = f"{(settings.server_url or '').rstrip('/')}/#/runs/{future.id}"  # checked: set
     print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
     return future.id
 

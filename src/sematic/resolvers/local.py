@@ -114,9 +114,6 @@ class LocalResolver:
             raise ConfigurationError(
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
             )
-        images = ImageMap.from_environment()
-        if images is not None:  # from `sematic run --build`: refuse missing tags up front
-            images.check_pipeline(future)
         settings = self.settings or LocalSettings.from_environment()
         workers, images_used = self._placement(future, settings)
         metadata, artifacts = open_stores(settings)
@@ -158,6 +155,9 @@ class LocalResolver:
     ) -> tuple[Workers | None, ImageMap | None]:
         """Where ``inline=False`` functions run (None: worker processes here), and the
         images runs execute in (None: none, they run on this machine)."""
+        images = ImageMap.from_environment()
+        if images is not None:  # from `sematic run --build`: refuse missing tags up front
+            images.check_pipeline(future)
         return None, None
 
     def _main_path(self) -> str | None:
