@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sematic.core.files import private_folder, private_opener
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,8 +59,8 @@ class ProcessPool:
     def start(
         self, key: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None
     ) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = log_path.open("ab")
+        private_folder(log_path.parent)
+        log = open(log_path, "ab", opener=private_opener)  # noqa: SIM115 - closed on exit
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 
+from sematic.core.files import write_private
 from sematic.resolvers.settings import LocalSettings
 
 
@@ -39,9 +40,8 @@ def _path(settings: LocalSettings, root_id: str) -> Path:
 def resolving(settings: LocalSettings, root_id: str) -> Iterator[None]:
     """Mark the pipeline ``root_id`` as being resolved by this process, until the end."""
     path = _path(settings, root_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()
-    path.write_text(f"{pid} {_start_time(pid) or '-'}\n")
+    write_private(path, f"{pid} {_start_time(pid) or '-'}\n")
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO, cast
 
 from sematic.core.errors import SematicError
+from sematic.core.files import private_folder, private_opener
 
 if TYPE_CHECKING:
     from sematic.storage.http import HttpLogs
@@ -43,8 +44,8 @@ class _LazyFile:
 
     def write(self, text: str) -> None:
         if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("a", encoding="utf-8")
+            private_folder(self._path.parent)
+            self._file = open(self._path, "a", encoding="utf-8", opener=private_opener)  # noqa: SIM115
         self._file.write(text)
 
     def flush(self) -> None:

@@ -13,8 +13,10 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sematic.core.errors import ConfigurationError
+from sematic.core.files import private_folder
 
 # Setting -> the environment variable that overrides the settings file.
 ENVIRONMENT = {
@@ -73,6 +75,23 @@ class LocalSettings:
             server_url=values["server_url"],
             api_key=values["api_key"],
         )
+
+
+def password_on_command_line(option: str, url: str) -> str | None:
+    """A warning when ``url``, given as ``option`` (``--database-url``) on a command line,
+    holds a password: every user of the machine can read command lines (``ps``)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    if not password:
+        return None
+    key = option.removeprefix("--").replace("-", "_")
+    return (
+        f"warning: the URL given with {option} holds a password, which every user of this "
+        f"machine can read in the process list (ps); set ${ENVIRONMENT[key]} or run "
+        f"`sematic settings set {key} -` (reads it from stdin) instead"
+    )
 
 
 def settings_path(home: Path) -> Path:
@@ -149,7 +168,7 @@ def save_setting(home: Path, key: str, value: str | None) -> Path:
     else:
         data[key] = check_value(key, value)
     path = settings_path(home)
-    home.mkdir(parents=True, exist_ok=True)
+    private_folder(home)
     temporary = home / f".{SETTINGS_FILE}.{secrets.token_hex(6)}.tmp"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -19,6 +19,7 @@ import cloudpickle
 from sematic.core.context import RunContext
 from sematic.core.engine import Failed, ReturnedFuture, Succeeded
 from sematic.core.execution import execute
+from sematic.core.files import write_private
 from sematic.core.jobs import TERMINATION_LIMIT, TERMINATION_LOG, WorkerJob, WorkerResult
 from sematic.core.loading import load_function
 from sematic.core.ports import ArtifactStore
@@ -39,7 +40,7 @@ class _Pickles:
         """A result (to be completed) referring to the pickle ``data`` of ``kind``."""
         if not self._in_pod:
             path = self._result_path.with_suffix(f".{kind}.pkl")
-            path.write_bytes(data)
+            write_private(path, data)
             return WorkerResult(kind="", pickle_path=str(path))
         if self._store is None:
             return WorkerResult(kind="")
@@ -85,7 +86,7 @@ def _write(result: WorkerResult, result_path: str) -> None:
         return
     path = Path(result_path)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(result.to_json())
+    write_private(tmp, result.to_json())
     tmp.replace(path)
 
 

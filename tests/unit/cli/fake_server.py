@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--api-key-env")
     args = parser.parse_args()
     print(f"fake server starting in mode {MODE}: {vars(args)}", flush=True)
+    for variable in ("SEMATIC_DATABASE_URL", "SEMATIC_ARTIFACT_URL"):
+        print(f"fake server environment: {variable}={os.environ.get(variable)}", flush=True)
     if MODE == "crash":
         print("fake server: cannot start", flush=True)
         sys.exit(3)

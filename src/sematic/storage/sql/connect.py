@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sematic.core.errors import ConfigurationError
+from sematic.core.files import FILE_MODE, private_folder
 
 SUPPORTED = "sqlite:///path/to/db.sqlite or postgresql+psycopg://user:password@host:port/dbname"
 BUSY_TIMEOUT_MS = 10_000
@@ -64,11 +66,15 @@ def create(url: URL) -> Engine:
 def _create_sqlite(url: URL) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database).expanduser()
         try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            private_folder(path.parent)
+            # Created 0600 here, not by SQLite with the umask; its -wal and -shm files
+            # then take the same mode.
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT, FILE_MODE))
         except OSError as exc:
             raise ConfigurationError(
-                f"Cannot create the directory of the SQLite database {mask(url)!r}: {exc}. "
+                f"Cannot create the SQLite database {mask(url)!r} or its directory: {exc}. "
                 "Choose a writable path."
             ) from exc
     engine = create_engine(url)
