@@ -153,18 +153,28 @@ def keyed_server(ui_home: UiHome) -> Iterator[Server]:
         running.stop()
 
 
-def test_logs_need_the_api_key_typed_in_the_header(
+def test_a_keyed_server_asks_for_the_api_key_once(
     keyed_server: Server, page: Page, ui_home: UiHome
 ) -> None:
     page.goto(f"{keyed_server.url}/#/runs/{ui_home.recorded.mixed_root}")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()  # every read needs the key: the page asks for it
+    page.fill("#key-dialog-input", "wrong-key")
+    page.press("#key-dialog-input", "Enter")
+    expect(dialog.locator(".key-dialog-why")).to_contain_text("refused")
+    page.fill("#key-dialog-input", "s3cret-key")
+    page.press("#key-dialog-input", "Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator(".run-header h1")).to_have_text("mixed")
+    expect(page.locator("#live")).to_have_text("live")  # the events stream carries it too
     node(page, "remote_square").first.click()
-    expect(page.locator(".logs-status")).to_have_text(
-        "Reading logs needs the API key (field at the top right)."
-    )
-    page.fill("#api-key", "s3cret-key")
-    page.press("#api-key", "Enter")
     expect(page.locator("pre.logs")).to_contain_text(re.compile(r"squaring \d in pid"))
+    screenshot(page, "keyed_server_after_the_key")
 
-    page.reload()  # the key is kept in localStorage
+    page.reload()  # the key is kept in localStorage: not asked again
     expect(page.locator("#api-key")).to_have_value("s3cret-key")
     expect(page.locator("pre.logs")).to_contain_text(re.compile(r"squaring \d in pid"))
+    expect(dialog).to_be_hidden()
+
+    page.click("[data-action=rerun]")  # server mode runs no pipeline: the CLI does
+    expect(page.locator(".action-message")).to_contain_text("sematic rerun")

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from sematic.cli.errors import CliError
+from sematic.core.files import FILE_MODE, private_folder, write_private
 
 SERVER_MODULE = "sematic.server"
 START_TIMEOUT_S = 15.0
@@ -31,6 +32,18 @@ _host = click.option(
 _port = click.option(
     "--port", default=5001, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
 )
+_allowed_host = click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name the server is reached by, besides 127.0.0.1, localhost, [::1] and "
+    "--host (repeatable). Requests addressed to other names are refused.",
+)
+
+
+def _host_args(allowed_hosts: tuple[str, ...]) -> list[str]:
+    return [arg for name in allowed_hosts for arg in ("--allowed-host", name)]
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ def _spawn(args: list[str], log: Path) -> int:
     ``posix_spawn`` rather than ``Popen``: nothing here waits for the server, and a
     ``Popen`` object of a process still running warns when it is collected.
     """
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(log.parent)
     out = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     return os.posix_spawn(
         args[0],
@@ -103,7 +116,7 @@ def _spawn(args: list[str], log: Path) -> int:
         dict(os.environ),
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(log), out, 0o644),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), out, FILE_MODE),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ],
         setsid=True,
@@ -141,8 +154,14 @@ def _tail(path: Path, lines: int) -> str:
 @click.command()
 @_host
 @_port
-def start(host: str, port: int) -> None:
-    """Start the Sematic server in the background and wait until it answers."""
+@_allowed_host
+def start(host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
+    """Start the Sematic server in the background and wait until it answers.
+
+    It has no API key: it answers only requests addressed to this machine's own names
+    (see --allowed-host) and sent from its own pages or from programs, and runs reruns
+    asked from its web UI as processes of yours.
+    """
     home = _home()
     state, log = home / "server.json", home / "server.log"
     recorded = _read_state(state)
@@ -154,8 +173,8 @@ def start(host: str, port: int) -> None:
     if _healthy(url):
         raise CliError(f"something else already answers at {url}; stop it or choose --port")
     args = [sys.executable, "-m", SERVER_MODULE, "--host", host, "--port", str(port)]
-    pid = _spawn(args, log)
-    state.write_text(json.dumps({"pid": pid, "url": url, "started_at": time.time()}))
+    pid = _spawn(args + _host_args(allowed_hosts), log)
+    write_private(state, json.dumps({"pid": pid, "url": url, "started_at": time.time()}))
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if _healthy(url) and _alive(pid):
@@ -189,8 +208,16 @@ def stop() -> None:
 @click.command()
 @_host
 @_port
-@click.option("--database-url", default=None, help="Database URL (default: from settings).")
-@click.option("--artifact-url", default=None, help="Artifact store URL (default: settings).")
+@_allowed_host
+@click.option(
+    "--database-url",
+    default=None,
+    help="Database URL (default: $SEMATIC_DATABASE_URL, else the settings file). "
+    "A password here shows in the process list: prefer those two.",
+)
+@click.option(
+    "--artifact-url", default=None, help="Artifact store URL (default: as for the database)."
+)
 @click.option(
     "--api-key-env",
     default="SEMATIC_API_KEY",
@@ -198,13 +225,29 @@ def stop() -> None:
     metavar="VAR",
     help="Environment variable holding the API key that writes and artifact reads require.",
 )
+@click.option(
+    "--kubeconfig",
+    default=None,
+    metavar="PATH",
+    help="The cluster pipelines run in (a kubeconfig, or 'in-cluster' for a server in a "
+    "pod; settings from $SEMATIC_CLUSTER): reruns become driver Jobs there, and pipelines "
+    "whose driver is gone are reaped every 20 s.",
+)
 def server(
-    host: str, port: int, database_url: str | None, artifact_url: str | None, api_key_env: str
+    host: str,
+    port: int,
+    allowed_hosts: tuple[str, ...],
+    database_url: str | None,
+    artifact_url: str | None,
+    api_key_env: str,
+    kubeconfig: str | None,
 ) -> None:
     """Run the Sematic server in the foreground (Ctrl-C stops it).
 
-    This is server mode, for a team: every write and every artifact or log read needs the
-    API key. For a keyless server on this machine, use `sematic start`.
+    This is server mode, for a team: every request but the health check needs the API key
+    (the web UI asks for it). It runs no pipeline code: with --kubeconfig, reruns are
+    driver Jobs in that cluster; without, they are started with `sematic rerun` where the
+    code is. For a keyless server on this machine, use `sematic start`.
     """
     if not os.environ.get(api_key_env, "").strip():
         raise CliError(
@@ -212,13 +255,24 @@ def server(
             "variable with --api-key-env); for a local server without one, use `sematic start`"
         )
     args = [sys.executable, "-m", SERVER_MODULE, "--host", host, "--port", str(port)]
-    args += ["--api-key-env", api_key_env]
-    if database_url:
-        args += ["--database-url", database_url]
-    if artifact_url:
-        args += ["--artifact-url", artifact_url]
+    args += ["--api-key-env", api_key_env, *_host_args(allowed_hosts)]
+    if kubeconfig:
+        args += ["--kubeconfig", kubeconfig]
+    from sematic.resolvers.settings import ENVIRONMENT, password_on_command_line
+
+    # URLs reach the server through its environment, never its command line.
+    env = dict(os.environ)
+    for key, option, url in (
+        ("database_url", "--database-url", database_url),
+        ("artifact_url", "--artifact-url", artifact_url),
+    ):
+        if url:
+            env[ENVIRONMENT[key]] = url
+            warning = password_on_command_line(option, url)
+            if warning:
+                click.echo(warning, err=True)
     try:
-        code = subprocess.run(args, check=False).returncode
+        code = subprocess.run(args, env=env, check=False).returncode
     except KeyboardInterrupt:
         code = 130
     if code:

@@ -125,3 +125,26 @@ class ArtifactStore(Protocol):
     def get(self, artifact_id: str) -> bytes: ...
 
     def exists(self, artifact_id: str) -> bool: ...
+
+
+class PayloadUpload(Protocol):
+    """A payload being stored a chunk at a time (``StreamingArtifactStore.open_upload``).
+
+    Lifecycle: ``write`` the chunks in order; then ``commit`` makes them the artifact,
+    atomically (a reader sees the old bytes or the new ones, never a part), replacing what
+    was stored under the id; or ``abort`` discards them. ``abort`` after ``commit``, or
+    twice, does nothing, so callers may always call it last.
+    """
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class StreamingArtifactStore(ArtifactStore, Protocol):
+    """An artifact store that also takes a payload in chunks, never whole in memory (the
+    server's uploads, checked against their id before ``commit``)."""
+
+    def open_upload(self, artifact_id: str) -> PayloadUpload: ...

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1  # the widest integer a metadata store (BIGINT, SQLite) keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,53 @@ class CancelRecord:
     root_id: str
     reason: str
     requested_at: float
+
+
+def first_unstorable(value: Any, where: str) -> tuple[str, str] | None:
+    """The first place in ``value`` holding what no metadata store keeps, and why.
+
+    ``value`` is a record or JSON-like data (dicts, lists, tuples, scalars); ``where``
+    names it. Refused: a float that is not finite (JSON cannot write it, and a reader of
+    the row would fail) and an integer outside signed 64 bits. Returns ``(path, problem)``
+    such as ``("runs[0].started_at", "must be a finite number, not inf")``, or None.
+    """
+    found = _unstorable(value)
+    if found is None:
+        return None
+    steps, problem = found
+    path = where
+    for step in reversed(steps):
+        path += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return path, problem
+
+
+_PLAIN = frozenset({str, bool})
+
+
+def _unstorable(item: Any) -> tuple[list[str | int], str] | None:
+    """(the path to the problem, innermost step first; the problem) or None."""
+    kind = type(item)
+    if kind is str or kind is bool or item is None:
+        return None
+    if kind is float or isinstance(item, float):
+        return None if math.isfinite(item) else ([], f"must be a finite number, not {item}")
+    if isinstance(item, int):
+        if INT64_MIN <= item <= INT64_MAX:
+            return None
+        return [], f"must be an integer between {INT64_MIN} and {INT64_MAX}"
+    if isinstance(item, dict):
+        pairs: Any = item.items()
+    elif isinstance(item, list | tuple):
+        pairs = enumerate(item)
+    elif is_dataclass(item) and not isinstance(item, type):
+        pairs = ((spec.name, getattr(item, spec.name)) for spec in fields(item))
+    else:
+        return None
+    for step, inner in pairs:
+        if type(inner) in _PLAIN or inner is None:
+            continue
+        found = _unstorable(inner)
+        if found is not None:
+            found[0].append(step)
+            return found
+    return None

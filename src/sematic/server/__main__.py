@@ -3,6 +3,16 @@
 Prints ``sematic server listening on http://HOST:PORT`` once it accepts requests (with
 ``--port 0``, the port the system chose). Exits with status 0 after a signal, having
 closed the metadata store.
+
+Without an API key (``sematic start``), reruns asked through the API run as ``sematic
+rerun`` processes of the user who started the server; with one (``sematic server``), the
+server runs no pipeline code on its own host: with ``--kubeconfig`` it starts each rerun
+as a driver Job in that cluster (``$SEMATIC_CLUSTER`` settings) on the pipeline's recorded
+image, and without one it refuses them (409: rerun from the CLI).
+
+With ``--kubeconfig`` the server also reaps, every 20 s, pipelines whose driver is gone for
+good (restarts exhausted, Job deleted): their Jobs are deleted and their unfinished runs
+marked FAILED; and it removes the Jobs of finished pipelines.
 """
 
 from __future__ import annotations
@@ -12,32 +22,67 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
 
 from sematic.core.errors import SematicError
-from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.rerun import BackgroundRerun
+from sematic.resolvers.settings import LocalSettings, password_on_command_line
 from sematic.server.app import create_app
+from sematic.server.guard import LOOPBACK, local_hosts
+from sematic.server.writes import DEFAULT_MAX_PAYLOAD_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.sql.store import SqlMetadataStore
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PAYLOAD_LIMIT_ENV = "SEMATIC_MAX_PAYLOAD_BYTES"
 
 
 def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sematic.server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5001, help="TCP port; 0 picks a free one")
+    # Both default to the settings ($SEMATIC_DATABASE_URL...): a password given here shows
+    # in the process list.
     parser.add_argument("--database-url", default=settings.database_url)
     parser.add_argument("--artifact-url", default=settings.artifact_url)
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
-        help="environment variable holding the API key that writes and payload/log reads require",
+        help="environment variable holding the API key that every request but health needs",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a host name this server is reached by, besides 127.0.0.1, localhost, [::1] "
+        "and --host (repeatable); with an API key, only these names are then accepted too",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="the cluster CloudResolver pipelines run in (a kubeconfig file, or 'in-cluster' "
+        "for a server in a pod): reruns become driver Jobs there and dead drivers are reaped",
+    )
+    parser.add_argument(
+        "--max-payload-bytes",
+        metavar="N",
+        type=_byte_count,
+        default=os.environ.get(PAYLOAD_LIMIT_ENV) or DEFAULT_MAX_PAYLOAD_BYTES,
+        help="the largest artifact payload an upload may carry; larger ones are refused "
+        f"(413) while they stream in (default ${PAYLOAD_LIMIT_ENV}, else "
+        f"{DEFAULT_MAX_PAYLOAD_BYTES:,} = 2 GiB)",
     )
     return parser
+
+
+def _byte_count(raw: str | int) -> int:
+    text = str(raw).strip()
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of bytes")
+    return int(text)
 
 
 def _api_key(parser: argparse.ArgumentParser, variable: str | None) -> str | None:
@@ -55,8 +100,7 @@ async def _serve(server: uvicorn.Server, host: str) -> None:
         await asyncio.sleep(0.01)
     if server.started:
         port = server.servers[0].sockets[0].getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"sematic server listening on http://{shown}:{port}", flush=True)
+        print(f"sematic server listening on {_own_url(host, port)}", flush=True)
     await task
 
 
@@ -64,11 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = LocalSettings.from_environment()
     parser = _parser(settings)
     args = parser.parse_args(argv)
+    for option, url, default in (
+        ("--database-url", args.database_url, settings.database_url),
+        ("--artifact-url", args.artifact_url, settings.artifact_url),
+    ):
+        warning = None if url == default else password_on_command_line(option, url)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     api_key = _api_key(parser, args.api_key_env)
-    if api_key is None and args.host not in _LOOPBACK:
+    if api_key is None and args.host not in LOOPBACK:
         print(
             f"warning: serving on {args.host} without an API key: anyone who can reach it "
-            "can write runs and read every payload and log (use --api-key-env)",
+            "can write runs and read every payload and log (use --api-key-env); it answers "
+            "only to the names given with --allowed-host",
             file=sys.stderr,
             flush=True,
         )
@@ -77,13 +129,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SematicError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # Keyless: the user's own server, where a rerun runs as a process of theirs. With a
+    # key: a team's server, which runs no pipeline code on its own host.
+    start_rerun: Callable[[str, str | None], str] | None = None
+    reaper = None
+    if args.kubeconfig:
+        from sematic.kubernetes.manifests import ClusterSettings
+        from sematic.resolvers.cluster_rerun import ClusterRerun
+        from sematic.resolvers.reaper import Reaper
+
+        cluster = ClusterSettings.from_environment()
+        reaper = Reaper.for_cluster(metadata, cluster, args.kubeconfig).start()
+        if api_key is not None:
+            start_rerun = ClusterRerun(
+                metadata,
+                cluster,
+                server_url=cluster.server_url or _own_url(args.host, args.port),
+                api_key=api_key,
+                kubeconfig=args.kubeconfig,
+            )
+    if api_key is None:
+        start_rerun = BackgroundRerun(
+            LocalSettings(settings.home, args.database_url, args.artifact_url)
+        )
+    hosts = None
+    if api_key is None or args.allowed_host:
+        hosts = local_hosts(args.host, args.allowed_host)
     try:
         app = create_app(
             metadata=metadata,
             artifacts=FsspecArtifactStore(args.artifact_url),
             logs_dir=settings.logs,
             api_key=api_key,
-            rerun_settings=LocalSettings(settings.home, args.database_url, args.artifact_url),
+            start_rerun=start_rerun,
+            allowed_hosts=hosts,
+            max_payload_bytes=args.max_payload_bytes,
         )
         # Event streams never end by themselves: give them 2 s to close on shutdown.
         config = uvicorn.Config(
@@ -105,7 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_serve(server, args.host))
         return 0 if server.started else 1
     finally:
+        if reaper is not None:
+            reaper.stop()
         metadata.close()
+
+
+def _own_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 if __name__ == "__main__":

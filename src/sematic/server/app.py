@@ -1,15 +1,20 @@
 """The HTTP API over the metadata store, the artifact store and the run logs, and the web UI.
 
 Every response is JSON except payloads (bytes) and logs (text); errors are
-``{"error": "..."}``. With an API key, every write (``writes``), cancel and rerun
-(``steering``) and every payload and log read need ``Authorization: Bearer KEY``. The
-server serves stored bytes as they are and never deserializes (never unpickles) a payload.
+``{"error": "..."}``. Every request passes ``guard`` first: with an API key, everything
+under ``/api/v1`` except ``health`` and ``openapi.json`` needs ``Authorization: Bearer
+KEY``, reads and the event stream included (the web UI's static files do not: the UI asks
+for the key). Without a key, only requests addressed to this machine's own names and sent
+from its own pages (or from programs) get through. Bodies must be JSON, except payload
+uploads (``application/octet-stream``, or ``wire.PAYLOADS_TYPE`` for a batch).
+
+The server parses JSON only: it serves stored bytes as they are, never deserializes (never
+unpickles) a payload and never imports a pipeline; a rerun is handed to ``start_rerun``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import os
 import re
 from collections.abc import Callable
@@ -18,8 +23,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -32,11 +38,15 @@ from sematic.core.errors import (
     RunNotFoundError,
     StoreError,
 )
-from sematic.core.ports import ArtifactStore
+from sematic.core.files import write_private
+from sematic.core.ports import StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
-from sematic.resolvers.settings import LocalSettings
-from sematic.server import openapi, writes
-from sematic.server.steering import Steering
+from sematic.server import bodies, guard, openapi, writes
+from sematic.server.bodies import JSONResponse
+from sematic.server.params import integer, text
+from sematic.server.params import run_id as run_id_param
+from sematic.server.steering import RerunStarter, Steering
+from sematic.storage.http import wire
 from sematic.storage.serialization import verify
 from sematic.storage.sql.store import SqlMetadataStore
 
@@ -67,7 +77,7 @@ class _Api:
     def __init__(
         self,
         metadata: SqlMetadataStore,
-        artifacts: ArtifactStore,
+        artifacts: StreamingArtifactStore,
         logs_dir: Path,
         api_key: str | None,
     ) -> None:
@@ -95,8 +105,8 @@ class _Api:
         if root_only not in _BOOLEANS:
             raise HTTPException(400, f"root_only must be true or false, not {root_only!r}.")
         status = None if state is None else state.upper()
-        name = params.get("name") or None
-        tag = params.get("tag") or None
+        name = text(params, "name")
+        tag = text(params, "tag")
         root = _BOOLEANS[root_only]
         runs = self.metadata.list_runs(
             status=status, name=name, tag=tag, root_only=root, limit=limit, offset=offset
@@ -164,18 +174,14 @@ class _Api:
         run_id = request.path_params["run_id"]
         if not _RUN_ID.fullmatch(run_id):
             raise HTTPException(400, f"{run_id!r} is not a run id (32 lowercase hex digits).")
-        data = await request.body()
-        if len(data) > MAX_LOG_BYTES:
-            raise HTTPException(
-                413, f"The log is {len(data):,} bytes; at most {MAX_LOG_BYTES:,} are kept."
-            )
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        data = await bodies.read(request, MAX_LOG_BYTES)
         temporary = self.logs_dir / f".{run_id}.{os.getpid()}.tmp"
-        temporary.write_bytes(data)
+        write_private(temporary, data)
         temporary.replace(self.logs_dir / f"{run_id}.log")
         return JSONResponse({"run_id": run_id, "size": len(data)})
 
     def _run(self, run_id: str) -> RunRecord:
+        run_id_param(run_id)
         try:
             return self.metadata.get_run(run_id)
         except RunNotFoundError:
@@ -192,30 +198,15 @@ class _Api:
         return found[0]
 
     def _authorize(self, request: Request) -> None:
+        """Again in the handlers that write or serve bytes, should a route escape the guard."""
         if self.api_key is None:
             return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        expected = self.api_key.encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise HTTPException(
-                401,
-                "This server needs an API key: send 'Authorization: Bearer KEY'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if not guard.bearer_matches(request.headers.get("authorization"), self.api_key):
+            raise HTTPException(401, guard.KEY_NEEDED, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be an integer, not {raw!r}.") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise HTTPException(400, f"{name} must be {bounds}, not {value}.")
-    return value
+    return integer(params, name, default, low, *(() if high is None else (high,)))
 
 
 def _error(status: int) -> Callable[[Request, Exception], Response]:
@@ -237,17 +228,37 @@ def _internal_error(_request: Request, _exc: Exception) -> Response:
 def create_app(
     *,
     metadata: SqlMetadataStore,
-    artifacts: ArtifactStore,
+    artifacts: StreamingArtifactStore,
     logs_dir: Path,
     api_key: str | None = None,
-    rerun_settings: LocalSettings | None = None,
+    max_payload_bytes: int = writes.DEFAULT_MAX_PAYLOAD_BYTES,
+    start_rerun: RerunStarter | None = None,
+    allowed_hosts: frozenset[str] | None = None,
 ) -> Starlette:
     """The API application. The caller owns (and closes) ``metadata``.
 
-    ``rerun_settings``: where reruns started from the API record (None: reruns refused).
+    ``max_payload_bytes``: the largest payload upload (413 beyond).
+    ``start_rerun(root_id, from_run_id)`` starts a rerun away from this process and returns
+    the new root run's id (None: reruns are refused with 409). ``allowed_hosts``: the host
+    names requests may be addressed to (``guard.local_hosts``); by default the loopback
+    names without a key, any name with one.
     """
-    api = _Api(metadata, artifacts, logs_dir, api_key or None)
-    steering = Steering(metadata, api._authorize, rerun_settings)
+    api_key = api_key or None
+    api = _Api(metadata, artifacts, logs_dir, api_key)
+    steering = Steering(metadata, api._authorize, start_rerun)
+    if allowed_hosts is None and api_key is None:
+        allowed_hosts = guard.LOOPBACK
+    policy = guard.Policy(
+        api_key=api_key,
+        allowed_hosts=allowed_hosts,
+        key_prefix=PREFIX + "/",
+        public=frozenset({f"{PREFIX}/health", f"{PREFIX}/openapi.json"}),
+        body_types=(
+            guard.BodyType("PUT", _path(r"artifacts/.+/payload"), _BYTES),
+            guard.BodyType("PUT", _path(r"runs/.+/logs"), _BYTES),
+            guard.BodyType("POST", _path("payloads"), frozenset({wire.PAYLOADS_TYPE})),
+        ),
+    )
 
     routes = [
         Route(f"{PREFIX}/health", api.health, methods=["GET"]),
@@ -260,7 +271,13 @@ def create_app(
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
         *steering.routes(PREFIX),
-        *writes.routes(PREFIX, metadata=metadata, artifacts=artifacts, authorize=api._authorize),
+        *writes.routes(
+            PREFIX,
+            metadata=metadata,
+            artifacts=artifacts,
+            authorize=api._authorize,
+            max_payload_bytes=max_payload_bytes,
+        ),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
         Mount("/ui", app=StaticFiles(directory=_UI), name="ui"),
@@ -268,9 +285,20 @@ def create_app(
     handlers: dict[Any, Callable[[Request, Exception], Response]] = {
         HTTPException: _http_error,
         ArtifactMissingError: _error(404),
-        ArtifactCorruptedError: _error(500),
+        ArtifactCorruptedError: _error(409),  # stored bytes fail verification: heal by rerunning
         InfrastructureError: _error(503),
         StoreError: _error(500),
         Exception: _internal_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(guard.Guard, policy=policy)],
+    )
+
+
+_BYTES = frozenset({"application/octet-stream"})
+
+
+def _path(pattern: str) -> re.Pattern[str]:
+    return re.compile(f"{re.escape(PREFIX)}/{pattern}")

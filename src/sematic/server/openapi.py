@@ -5,34 +5,55 @@ from __future__ import annotations
 from typing import Any
 
 import sematic
+from sematic.core.engine import State
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_NUM = {"type": ["number", "null"]}
+# Ids as the server checks them; an integer as the metadata store keeps it (signed 64 bits).
+_RUN_ID_PATTERN = "^[0-9a-f]{32}$"
+_ARTIFACT_ID_PATTERN = "^[0-9a-f]{64}$"
+_RUN_REF = {"type": "string", "pattern": _RUN_ID_PATTERN}
+_NULLABLE_RUN_REF = {"type": ["string", "null"], "pattern": _RUN_ID_PATTERN}
+_ARTIFACT_REF = {"type": "string", "pattern": _ARTIFACT_ID_PATTERN}
+_NULLABLE_ARTIFACT_REF = {"type": ["string", "null"], "pattern": _ARTIFACT_ID_PATTERN}
+_INT64_MAX = 2**63 - 1
+_STATES = sorted(state.value for state in State)
 
 _RUN = {
     "type": "object",
-    "description": "A run; times are seconds since the epoch (UTC).",
+    "description": "A run; times are seconds since the epoch (UTC), finite numbers (a "
+    "non-finite time recorded by an older version is shown as null).",
+    "required": [
+        "id",
+        "root_id",
+        "parent_id",
+        "name",
+        "function_path",
+        "state",
+        "created_at",
+        "updated_at",
+    ],
     "properties": {
-        "id": {"type": "string"},
-        "root_id": {"type": "string"},
-        "parent_id": _NULLABLE_STR,
+        "id": _RUN_REF,
+        "root_id": _RUN_REF,
+        "parent_id": _NULLABLE_RUN_REF,
         "name": {"type": "string"},
         "function_path": {"type": "string"},
-        "state": {"type": "string"},
+        "state": {"type": "string", "enum": _STATES},
         "created_at": {"type": "number"},
         "updated_at": {"type": "number"},
         "inline": {"type": "boolean"},
         "source_code": _NULLABLE_STR,
         "docstring": _NULLABLE_STR,
-        "cache_key": _NULLABLE_STR,
+        "cache_key": _NULLABLE_ARTIFACT_REF,
         "cache_hit": {"type": "boolean"},
         "resource_requirements": {"type": ["object", "null"]},
         "base_image_tag": _NULLABLE_STR,
         "container_image": _NULLABLE_STR,
         "tags": {"type": "array", "items": {"type": "string"}},
-        "inputs": {"type": "object", "additionalProperties": {"type": "string"}},
-        "output": _NULLABLE_STR,
-        "nested_run_id": _NULLABLE_STR,
+        "inputs": {"type": "object", "additionalProperties": _ARTIFACT_REF},
+        "output": _NULLABLE_ARTIFACT_REF,
+        "nested_run_id": _NULLABLE_RUN_REF,
         "exception_type": _NULLABLE_STR,
         "exception_message": _NULLABLE_STR,
         "traceback": _NULLABLE_STR,
@@ -42,21 +63,27 @@ _RUN = {
 }
 _ARTIFACT = {
     "type": "object",
+    "required": ["id", "type_description", "summary", "size", "created_at"],
     "properties": {
-        "id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        "type_description": {"type": "object"},
+        "id": _ARTIFACT_REF,
+        "type_description": {
+            "type": "object",
+            "required": ["type_key"],
+            "properties": {"type_key": {"type": "string"}},
+        },
         "summary": {"description": "JSON for display; large values truncated."},
-        "size": {"type": "integer"},
+        "size": {"type": "integer", "minimum": 0, "maximum": _INT64_MAX},
         "created_at": {"type": "number"},
     },
 }
 _EDGE = {
     "type": "object",
+    "required": ["source_run_id", "destination_run_id", "parameter", "artifact_id"],
     "properties": {
-        "source_run_id": _NULLABLE_STR,
-        "destination_run_id": _NULLABLE_STR,
+        "source_run_id": _NULLABLE_RUN_REF,
+        "destination_run_id": _NULLABLE_RUN_REF,
         "parameter": _NULLABLE_STR,
-        "artifact_id": {"type": "string"},
+        "artifact_id": _ARTIFACT_REF,
     },
 }
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
@@ -112,7 +139,12 @@ def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
         400: "Invalid parameter",
         401: "Missing or wrong API key",
+        403: "Sent from a foreign web origin",
         404: "Not found",
+        409: "Refused by the metadata store, or the pipeline's state",
+        413: "The body is larger than this endpoint takes (decided while it streams)",
+        415: "The body is not of the content type this endpoint takes",
+        421: "Addressed to a host name this server does not answer to",
         503: "Metadata store unavailable",
     }
     return {str(code): _json("Error", meaning[code]) for code in codes}
@@ -128,18 +160,20 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
+def _path(name: str, description: str, pattern: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
-        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+        "description": description + " Any other value is a 400.",
     }
 
 
-_RUN_ID = _path("run_id", "A run id (32 lowercase hex digits).")
-_ARTIFACT_ID = _path("artifact_id", "An artifact id (64 lowercase hex digits).")
+_RUN_ID = _path("run_id", "A run id (32 lowercase hex digits).", _RUN_ID_PATTERN)
+_ARTIFACT_ID = _path(
+    "artifact_id", "An artifact id (64 lowercase hex digits).", _ARTIFACT_ID_PATTERN
+)
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -163,7 +197,11 @@ def _operations() -> dict[str, dict[str, Any]]:
         "/runs": {
             "summary": "Runs, newest first, filtered and paginated.",
             "parameters": [
-                _query("status", {"type": "string"}, "Only runs in this state (e.g. RESOLVED)."),
+                _query(
+                    "status",
+                    {"type": "string", "enum": _STATES},
+                    "Only runs in this state (any case).",
+                ),
                 _query("name", {"type": "string"}, "Only runs of functions with this name."),
                 _query("tag", {"type": "string"}, "Only runs carrying this tag."),
                 _query("root_only", {"type": "boolean", "default": False}, "Only pipelines."),
@@ -172,7 +210,11 @@ def _operations() -> dict[str, dict[str, Any]]:
                     {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                     "Page size.",
                 ),
-                _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Runs to skip."),
+                _query(
+                    "offset",
+                    {"type": "integer", "minimum": 0, "maximum": _INT64_MAX, "default": 0},
+                    "Runs to skip.",
+                ),
             ],
             "responses": {"200": _json("RunPage", "One page of runs"), **_errors(400, 503)},
         },
@@ -226,7 +268,7 @@ def _steering_operations() -> dict[str, dict[str, Any]]:
                 "requestBody": {"content": {"application/json": {"schema": reason}}},
                 "responses": {
                     "202": {"description": "Requested; the resolver stops within a second"},
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 404, 413),
                     **conflict,
                 },
             }
@@ -239,7 +281,7 @@ def _steering_operations() -> dict[str, dict[str, Any]]:
                 "requestBody": {"content": {"application/json": {"schema": start}}},
                 "responses": {
                     "202": {"description": "Started; the body holds the new root_id"},
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 404, 413),
                     **conflict,
                 },
             }
@@ -248,7 +290,7 @@ def _steering_operations() -> dict[str, dict[str, Any]]:
             "get": {
                 "summary": "Server-sent events: runs as they change (``event: runs``).",
                 "parameters": [
-                    _query("root_id", {"type": "string"}, "One pipeline (default: roots)."),
+                    _query("root_id", _RUN_REF, "One pipeline (default: roots)."),
                     _query("since", {"type": "number"}, "Changes after this time (default: now)."),
                 ],
                 "responses": {
@@ -275,9 +317,10 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "type": "array",
                 "items": {
                     "type": "object",
+                    "required": ["run_id", "state", "at"],
                     "properties": {
-                        "run_id": {"type": "string"},
-                        "state": {"type": "string"},
+                        "run_id": _RUN_REF,
+                        "state": {"type": "string", "enum": _STATES},
                         "at": {"type": "number"},
                     },
                 },
@@ -296,7 +339,11 @@ def _write_operations() -> dict[str, dict[str, Any]]:
         "schema": {"type": "string"},
         "description": "The type key the artifact id was computed from (percent-encoded).",
     }
-    cache_key = _path("cache_key", "A cache key (sha256 hex of a function, source, inputs).")
+    cache_key = _path(
+        "cache_key",
+        "A cache key (sha256 hex of a function, source, inputs).",
+        _ARTIFACT_ID_PATTERN,
+    )
     return {
         "/write": {
             "post": {
@@ -316,7 +363,7 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "another machine when it ends; at most 16 MiB (413 beyond).",
                 "parameters": [_RUN_ID],
                 "security": _KEYED,
-                "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                "requestBody": {"content": binary},
                 "responses": {**ok, **too_large, **_errors(400, 401)},
             }
         },
@@ -328,7 +375,7 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "parameters": [_ARTIFACT_ID, type_key],
                 "security": _KEYED,
                 "requestBody": {"content": binary},
-                "responses": {**ok, **_errors(400, 401, 503)},
+                "responses": {**ok, **_errors(400, 401, 503), **too_large},
             }
         },
         "/payloads": {
@@ -367,7 +414,14 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {"ids": {"type": "array"}},
+                                "required": ["ids"],
+                                "properties": {
+                                    "ids": {
+                                        "type": "array",
+                                        "maxItems": 10_000,
+                                        "items": _ARTIFACT_REF,
+                                    }
+                                },
                             }
                         }
                     }
@@ -387,9 +441,16 @@ def _write_operations() -> dict[str, dict[str, Any]]:
             "get": {
                 "summary": "Runs updated after a time, oldest change first (a pipeline, or roots).",
                 "parameters": [
-                    _query("since", {"type": "number"}, "Seconds since the epoch (required)."),
-                    _query("root_id", {"type": "string"}, "One pipeline (default: roots)."),
-                    _query("limit", {"type": "integer", "maximum": 1000}, "At most this many."),
+                    {
+                        **_query("since", {"type": "number"}, "Seconds since the epoch."),
+                        "required": True,
+                    },
+                    _query("root_id", _RUN_REF, "One pipeline (default: roots)."),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "At most this many.",
+                    ),
                 ],
                 "security": _KEYED,
                 "responses": {**ok, **_errors(400, 401, 503)},
@@ -411,6 +472,14 @@ def document(prefix: str) -> dict[str, Any]:
     paths = {prefix + path: {"get": op} for path, op in _operations().items()}
     for path, ops in (*_steering_operations().items(), *_write_operations().items()):
         paths.setdefault(prefix + path, {}).update(ops)
+    for path, ops in paths.items():  # what ``guard`` answers before any handler
+        for method, op in ops.items():
+            if path not in (prefix + "/health", prefix + "/openapi.json"):
+                op.setdefault("security", _KEYED)
+            refused = [401] if "security" in op else []
+            if method != "get":
+                refused += [403, 415] if "requestBody" in op else [403]
+            op["responses"] = {**_errors(*refused, 421), **op["responses"]}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sematic API", "version": sematic.__version__},
@@ -421,7 +490,8 @@ def document(prefix: str) -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "Needed only when the server runs with an API key.",
+                    "description": "Needed by every endpoint but health and this document "
+                    "when the server runs with an API key.",
                 }
             },
         },

@@ -2,9 +2,12 @@
 
 - ``POST /runs/{id}/cancel``: records a request the pipeline's resolver acts on (202);
   409 when the pipeline already finished.
-- ``POST /runs/{id}/rerun`` (JSON ``{"from_run_id": null | id}``): starts the rerun in a
-  background process on the server's machine and answers at once with the new root id
-  (202). The new root run appears a moment later.
+- ``POST /runs/{id}/rerun`` (JSON ``{"from_run_id": null | id}``): checks the metadata
+  only (the runs exist, ``from_run_id`` is in the same pipeline, the pipeline can be
+  imported again), then hands the rerun to the starter the server was given and answers
+  at once with the new root id (202); the new root run appears a moment later. The server
+  itself never imports the pipeline nor reads its inputs back: the starter runs it
+  elsewhere (a process of the user's, a Job in the cluster). Without a starter, 409.
 - ``GET /events?root_id=&since=``: server-sent events. Each ``runs`` event carries the runs
   changed since the last one (of one pipeline, or every pipeline's root run without
   ``root_id``) and a cursor; ``id:`` is the cursor, so a reconnecting EventSource resumes.
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -27,8 +29,9 @@ from starlette.routing import Route
 from sematic.core.errors import ConfigurationError, PipelineFinishedError, RunNotFoundError
 from sematic.core.records import RunRecord
 from sematic.resolvers.cancel import request_cancel
-from sematic.resolvers.rerun import RUN_ID, start_rerun
-from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.rerun import RUN_ID, check_rerun
+from sematic.server import bodies
+from sematic.server import params as checks
 from sematic.storage.sql.store import SqlMetadataStore
 
 POLL_S = 0.25  # how often the event stream looks for changes
@@ -37,6 +40,10 @@ HEARTBEAT_S = 15.0
 # each poll looks this far behind the cursor and skips what it already sent.
 OVERLAP_S = 5.0
 BATCH = 500
+MAX_BODY_BYTES = 64 * 1024  # a cancel's reason, a rerun's start
+
+# (root run id, run to rerun from or None) -> the id the new root run will have.
+RerunStarter = Callable[[str, str | None], str]
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -50,11 +57,11 @@ class Steering:
         self,
         metadata: SqlMetadataStore,
         authorize: Callable[[Request], None],
-        settings: LocalSettings | None,
+        start_rerun: RerunStarter | None,
     ) -> None:
         self.metadata = metadata
         self.authorize = authorize
-        self.settings = settings
+        self.start_rerun = start_rerun
 
     def routes(self, prefix: str) -> list[Route]:
         return [
@@ -85,12 +92,24 @@ class Steering:
         start = body.get("from_run_id")
         if start is not None:
             start = _run_id(start) if isinstance(start, str) else _run_id(repr(start))
-        if self.settings is None:
-            raise HTTPException(501, "This server does not start reruns.")
+        missing = f"No run with id {run_id!r}" + (f" or {start!r}." if start else ".")
         try:
-            new_root = await asyncio.to_thread(start_rerun, self.settings, run_id, start)
-        except RunNotFoundError as exc:
-            raise HTTPException(404, str(exc)) from None
+            root = await asyncio.to_thread(check_rerun, self.metadata, run_id, start)
+        except RunNotFoundError:  # its message names the store: not for clients
+            raise HTTPException(404, missing) from None
+        except ConfigurationError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if self.start_rerun is None:
+            command = f"sematic rerun {run_id}" + (f" --from {start}" if start else "")
+            raise HTTPException(
+                409,
+                "This server does not run pipelines: it never runs their code on its own "
+                f"host. Rerun from the command line, where the pipeline's code is: `{command}`.",
+            )
+        try:
+            new_root = await asyncio.to_thread(self.start_rerun, root.id, start)
+        except RunNotFoundError:
+            raise HTTPException(404, missing) from None
         except ConfigurationError as exc:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse({"root_id": new_root}, 202)
@@ -99,7 +118,7 @@ class Steering:
         params = request.query_params
         root_id = params.get("root_id") or None
         if root_id is not None:
-            _run_id(root_id)
+            checks.run_id(root_id, "root_id")
         since = _float(request.headers.get("last-event-id") or params.get("since"), time.time())
         return StreamingResponse(
             self._stream(request, root_id, since),
@@ -124,7 +143,7 @@ class Steering:
                 for run in fresh:
                     sent[run.id] = run.updated_at
                 cursor = max(cursor, *(run.updated_at for run in fresh))
-                data = json.dumps({"runs": [_run_json(run) for run in fresh], "cursor": cursor})
+                data = bodies.dumps({"runs": [_run_json(run) for run in fresh], "cursor": cursor})
                 yield f"event: runs\nid: {cursor!r}\ndata: {data}\n\n"
                 beat = time.monotonic()
                 if len(changed) == BATCH:
@@ -149,22 +168,8 @@ def _run_id(value: str) -> str:
 
 
 def _float(raw: str | None, default: float) -> float:
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise HTTPException(400, f"since must be a number (seconds), not {raw!r}.") from None
+    return checks.number(raw, "since", default)
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise HTTPException(400, "The request body must be JSON.") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "The request body must be a JSON object.")
-    return body
+    return bodies.parse_object(await bodies.read(request, MAX_BODY_BYTES))

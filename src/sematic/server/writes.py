@@ -3,8 +3,11 @@
 - ``POST /write``: runs, transitions, artifact descriptions and edges (JSON), validated
   strictly and written in one transaction. A bad field is a 400 naming it.
 - ``PUT /artifacts/{id}/payload``: the payload's bytes, with its type key in the
-  ``X-Sematic-Type-Key`` header. The server checks that sha256(type key, 0, bytes) is the
-  id before storing anything: a mismatch is a 400 and nothing is stored.
+  ``X-Sematic-Type-Key`` header, at most ``max_payload_bytes`` (413 beyond, decided while
+  the body streams in). The bytes go to the artifact store a chunk at a time, under a
+  temporary name, hashed on the way: only when sha256(type key, 0, bytes) is the id do they
+  become the artifact (replacing whatever was stored under it); a mismatch is a 400 and
+  nothing is stored. The server never holds more than a chunk of a payload in memory.
 - ``POST /payloads``: many payloads at once (``wire.payload_batch``: each with its id and
   type key), all checked before any is stored.
 - ``GET``/``HEAD /payloads/{id}``: the stored bytes, or whether they exist, before the
@@ -13,45 +16,67 @@
   ``GET /runs/{id}/cancel``: the reads of the metadata store the read API lacks.
 
 Every endpoint here needs the API key when the server has one. Nothing is ever
-deserialized: payloads are hashed and stored as bytes, the rest is JSON.
+deserialized: payloads are hashed and stored as bytes, the rest is JSON, read by
+``bodies`` (size limits while streaming, depth limit, no NaN or infinity). Nothing reaches
+the metadata store that it cannot keep: non-finite floats and integers beyond signed 64
+bits are a 400 naming the field.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sematic.core.engine import State
 from sematic.core.errors import ArtifactCorruptedError, StoreError
-from sematic.core.ports import ArtifactStore, MetadataStore
-from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.ports import MetadataStore, PayloadUpload, StreamingArtifactStore
+from sematic.core.records import (
+    INT64_MAX,
+    ArtifactRecord,
+    EdgeRecord,
+    RunRecord,
+    TransitionRecord,
+    first_unstorable,
+)
+from sematic.server import bodies, params
+from sematic.server.bodies import JSONResponse
 from sematic.storage.http import wire
 from sematic.storage.serialization import verify
 
-ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
-RUN_ID = re.compile(r"[0-9a-f]{32}")
+ARTIFACT_ID = params.ARTIFACT_ID
+RUN_ID = params.RUN_ID
 CACHE_KEY = re.compile(r"[0-9a-f]{64}")  # sha256 of function, source and inputs
 STATES = frozenset(state.value for state in State)
 MAX_WRITE_BYTES = 256 * 1024 * 1024
+# A batch of payloads is held whole to check every one before storing any; clients send
+# at most 16 MiB in one (``HttpArtifactStore.put_many``), larger payloads alone (streamed).
+MAX_PAYLOAD_BATCH_BYTES = 64 * 1024 * 1024
+# A payload upload, unless the server is told otherwise (--max-payload-bytes): as large
+# as a value a worker can comfortably hold in memory to serialize it. The server streams
+# it to the store, so the limit bounds disk use per request, not the server's memory.
+DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024**3
+UPLOAD_CHUNK = 1024 * 1024  # bytes of a payload upload held before they are written
 MAX_TYPE_KEY_BYTES = 8 * 1024
 MAX_LOOKUP_IDS = 10_000
+MAX_LOOKUP_BYTES = MAX_LOOKUP_IDS * 80 + 64 * 1024
 MAX_BATCH_ITEMS = 100_000
 MAX_CHANGED = 1_000
 
 
 class _Batch(BaseModel):
-    """The body of ``POST /write``: no unknown field, no coercion (JSON has no tuple)."""
+    """The body of ``POST /write``: no unknown field, no coercion (JSON has no tuple), no
+    NaN or infinity in a float field."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
     runs: list[RunRecord] = []
     transitions: list[TransitionRecord] = []
@@ -69,11 +94,12 @@ def routes(
     prefix: str,
     *,
     metadata: MetadataStore,
-    artifacts: ArtifactStore,
+    artifacts: StreamingArtifactStore,
     authorize: Callable[[Request], None],
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> list[Route]:
     """The routes of the store API under ``prefix``; ``authorize`` raises a 401 if needed."""
-    writes = _Writes(metadata, artifacts, authorize)
+    writes = _Writes(metadata, artifacts, authorize, max_payload_bytes)
     return [
         Route(f"{prefix}/write", writes.write, methods=["POST"]),
         Route(f"{prefix}/artifacts/{{artifact_id}}/payload", writes.put_payload, methods=["PUT"]),
@@ -90,16 +116,18 @@ class _Writes:
     def __init__(
         self,
         metadata: MetadataStore,
-        artifacts: ArtifactStore,
+        artifacts: StreamingArtifactStore,
         authorize: Callable[[Request], None],
+        max_payload_bytes: int,
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
         self.authorize = authorize
+        self.max_payload_bytes = max_payload_bytes
 
     async def write(self, request: Request) -> Response:
         self.authorize(request)
-        batch = _parse(_Batch, await _body(request, MAX_WRITE_BYTES))
+        batch = bodies.parse_model(_Batch, await bodies.read(request, MAX_WRITE_BYTES))
         _check_batch(batch)
         try:
             await asyncio.to_thread(
@@ -118,21 +146,34 @@ class _Writes:
         self.authorize(request)
         artifact_id = _artifact_id(request.path_params["artifact_id"])
         type_key = _type_key(request.headers.get(wire.TYPE_KEY_HEADER))
-        payload = await request.body()
+        # The artifact id is sha256(type key, a zero byte, payload) (see ``verify``).
+        digest = hashlib.sha256(type_key.encode())
+        digest.update(b"\0")
+        size = 0
+        pending = bytearray()  # chunks as they came, written a MiB at a time
+        upload = await asyncio.to_thread(self.artifacts.open_upload, artifact_id)
         try:
-            await asyncio.to_thread(self._verified_put, artifact_id, type_key, payload)
-        except ArtifactCorruptedError:
-            raise HTTPException(
-                400,
-                f"The payload ({len(payload)} bytes) does not hash to artifact id "
-                f"{artifact_id} with the type key given in {wire.TYPE_KEY_HEADER}; nothing "
-                "was stored.",
-            ) from None
-        return JSONResponse({"artifact_id": artifact_id, "size": len(payload)})
+            async for chunk in bodies.stream(request, self.max_payload_bytes):
+                pending += chunk
+                size += len(chunk)
+                if len(pending) >= UPLOAD_CHUNK:
+                    await asyncio.to_thread(_write_hashed, upload, digest, bytes(pending))
+                    pending.clear()
+            await asyncio.to_thread(_write_hashed, upload, digest, bytes(pending))
+            if digest.hexdigest() != artifact_id:
+                raise HTTPException(
+                    400,
+                    f"The payload ({size} bytes) does not hash to artifact id {artifact_id} "
+                    f"with the type key given in {wire.TYPE_KEY_HEADER}; nothing was stored.",
+                )
+            await asyncio.to_thread(upload.commit)
+        finally:
+            await asyncio.to_thread(upload.abort)  # no-op once committed
+        return JSONResponse({"artifact_id": artifact_id, "size": size})
 
     async def put_payloads(self, request: Request) -> Response:
         self.authorize(request)
-        body = await _body(request, MAX_WRITE_BYTES)
+        body = await bodies.read(request, MAX_PAYLOAD_BATCH_BYTES)
         try:
             items = list(wire.read_payload_batch(body))
         except ValueError as exc:
@@ -162,10 +203,6 @@ class _Writes:
         for artifact_id, type_key, payload in items:
             self.artifacts.put(artifact_id, payload, type_key=type_key)
 
-    def _verified_put(self, artifact_id: str, type_key: str, payload: bytes) -> None:
-        verify(artifact_id, {"type_key": type_key}, payload)  # before anything is stored
-        self.artifacts.put(artifact_id, payload, type_key=type_key)
-
     async def get_payload(self, request: Request) -> Response:
         self.authorize(request)
         artifact_id = _artifact_id(request.path_params["artifact_id"])
@@ -177,7 +214,7 @@ class _Writes:
 
     async def lookup(self, request: Request) -> Response:
         self.authorize(request)
-        ids = _parse(_Lookup, await _body(request, MAX_WRITE_BYTES)).ids
+        ids = bodies.parse_model(_Lookup, await bodies.read(request, MAX_LOOKUP_BYTES)).ids
         if len(ids) > MAX_LOOKUP_IDS:
             raise HTTPException(400, f"At most {MAX_LOOKUP_IDS} ids per lookup, not {len(ids)}.")
         for index, artifact_id in enumerate(ids):
@@ -196,17 +233,12 @@ class _Writes:
 
     async def changed_runs(self, request: Request) -> Response:
         self.authorize(request)
-        params = request.query_params
-        since = _number(params.get("since"), "since")
-        raw_limit = params.get("limit") or str(MAX_CHANGED)
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_CHANGED:
-            raise HTTPException(
-                400, f"limit must be between 1 and {MAX_CHANGED}, not {raw_limit!r}."
-            )
-        limit = int(raw_limit)
-        root_id = params.get("root_id") or None
+        query = request.query_params
+        since = params.number(query.get("since"), "since")
+        limit = params.integer(query, "limit", MAX_CHANGED, 1, MAX_CHANGED)
+        root_id = query.get("root_id") or None
         if root_id is not None:
-            _run_id(root_id)
+            params.run_id(root_id, "root_id")
         runs = await asyncio.to_thread(
             self.metadata.changed_runs, since=since, root_id=root_id, limit=limit
         )
@@ -229,38 +261,14 @@ class _Writes:
         )
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"The request body is larger than {limit} bytes.")
-    return await request.body()
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], body: bytes) -> M:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        first = errors[0]
-        where = _location(first["loc"])
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        if first["type"] == "json_invalid":
-            raise HTTPException(400, f"The request body is not JSON: {first['msg']}.") from None
-        raise HTTPException(400, f"{where}: {first['msg']}{more}.") from None
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "body"
+def _write_hashed(upload: PayloadUpload, digest: hashlib._Hash, chunk: bytes) -> None:
+    digest.update(chunk)
+    upload.write(chunk)
 
 
 def _check_batch(batch: _Batch) -> None:
-    """What the types alone do not say: ids are hex of the right length, states exist."""
+    """What the types alone do not say: ids are hex of the right length, states exist,
+    sizes and JSON fields fit in the metadata store."""
     for index, run in enumerate(batch.runs):
         at = f"runs[{index}]"
         for name in ("id", "root_id", "parent_id", "nested_run_id"):
@@ -271,15 +279,27 @@ def _check_batch(batch: _Batch) -> None:
         _check(CACHE_KEY, run.cache_key, f"{at}.cache_key", "a cache key", optional=True)
         if run.state not in STATES:
             raise HTTPException(400, f"{at}.state: unknown state {run.state!r}.")
+        _check_storable(run.resource_requirements, f"{at}.resource_requirements")
     for index, transition in enumerate(batch.transitions):
         at = f"transitions[{index}]"
         _check(RUN_ID, transition.run_id, f"{at}.run_id", "a run id")
         if transition.state not in STATES:
             raise HTTPException(400, f"{at}.state: unknown state {transition.state!r}.")
     for index, artifact in enumerate(batch.artifacts):
-        _check(ARTIFACT_ID, artifact.id, f"artifacts[{index}].id", "an artifact id")
+        at = f"artifacts[{index}]"
+        _check(ARTIFACT_ID, artifact.id, f"{at}.id", "an artifact id")
         if artifact.size < 0:
-            raise HTTPException(400, f"artifacts[{index}].size: must not be negative.")
+            raise HTTPException(400, f"{at}.size: must not be negative.")
+        if artifact.size > INT64_MAX:
+            raise HTTPException(400, f"{at}.size: must be at most {INT64_MAX}.")
+        if not isinstance(artifact.type_description.get("type_key"), str):
+            raise HTTPException(
+                400,
+                f"{at}.type_description.type_key: must be a string, the type key the id "
+                "was computed from (readers check the payload with it).",
+            )
+        _check_storable(artifact.type_description, f"{at}.type_description")
+        _check_storable(artifact.summary, f"{at}.summary")
     for index, edge in enumerate(batch.edges):
         at = f"edges[{index}]"
         _check(RUN_ID, edge.source_run_id, f"{at}.source_run_id", "a run id", optional=True)
@@ -287,6 +307,13 @@ def _check_batch(batch: _Batch) -> None:
             RUN_ID, edge.destination_run_id, f"{at}.destination_run_id", "a run id", optional=True
         )
         _check(ARTIFACT_ID, edge.artifact_id, f"{at}.artifact_id", "an artifact id")
+
+
+def _check_storable(value: object, where: str) -> None:
+    """The typed float fields are checked by pydantic; these are JSON of any shape."""
+    problem = first_unstorable(value, where)
+    if problem is not None:
+        raise HTTPException(400, f"{problem[0]}: {problem[1]}.")
 
 
 def _check(
@@ -299,15 +326,11 @@ def _check(
 
 
 def _artifact_id(value: str) -> str:
-    if not ARTIFACT_ID.fullmatch(value):
-        raise HTTPException(400, f"{value!r} is not an artifact id (64 lowercase hex digits).")
-    return value
+    return params.artifact_id(value)
 
 
 def _run_id(value: str) -> str:
-    if not RUN_ID.fullmatch(value):
-        raise HTTPException(400, f"{value!r} is not a run id (32 lowercase hex digits).")
-    return value
+    return params.run_id(value)
 
 
 def _type_key(header: str | None) -> str:
@@ -323,12 +346,3 @@ def _type_key(header: str | None) -> str:
         return unquote(header, errors="strict")
     except UnicodeDecodeError:
         raise HTTPException(400, f"The {wire.TYPE_KEY_HEADER} header is not UTF-8.") from None
-
-
-def _number(raw: str | None, name: str) -> float:
-    if raw is None or raw == "":
-        raise HTTPException(400, f"{name} is required.")
-    try:
-        return float(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be a number, not {raw!r}.") from None

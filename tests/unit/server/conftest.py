@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +74,17 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 20
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 20,
+    command: Sequence[str] = ("-m", "sematic.server"),
 ) -> Server:
+    """``python COMMAND --port 0 ARGS``; ``command`` may wrap the server (``-c CODE ...``)."""
     output = home.parent / f"server-{time.monotonic_ns()}.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sematic.server", "--port", "0", *args],
+            [sys.executable, *command, "--port", "0", *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env or server_env(home),

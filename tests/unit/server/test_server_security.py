@@ -1,4 +1,4 @@
-"""Downloads never leave the stores; server mode asks for the API key on payloads and logs."""
+"""Downloads never leave the stores; server mode asks for the API key on every read."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def _raw_get(url: str, path: str, headers: str = "") -> tuple[int, bytes]:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
-        request = f"GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n"
+        host = f"Host: {parts.netloc}\r\n"
+        request = f"GET {path} HTTP/1.1\r\n{host}{headers}Connection: close\r\n\r\n"
         conn.sendall(request.encode())
         chunks = []
         while chunk := conn.recv(65536):
@@ -78,10 +79,22 @@ def keyed(recorded: Recorded) -> Iterator[Server]:
 
 
 def _protected(keyed: Server, recorded: Recorded) -> list[str]:
-    with httpx.Client(base_url=keyed.url + "/api/v1") as client:
+    """Every read: payloads and logs, and the records and summaries of values too."""
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=keyed.url + "/api/v1", headers=bearer) as client:
         root = client.get(f"/runs/{recorded.mixed_root}").json()
         worker = client.get("/runs", params={"name": "remote_square", "limit": 1}).json()
-    return [f"/artifacts/{root['output']}/payload", f"/runs/{worker['runs'][0]['id']}/logs"]
+    return [
+        f"/artifacts/{root['output']}/payload",
+        f"/runs/{worker['runs'][0]['id']}/logs",
+        f"/artifacts/{root['output']}",
+        f"/runs/{recorded.mixed_root}",
+        f"/runs/{recorded.mixed_root}/graph",
+        "/runs",
+        f"/payloads/{root['output']}",
+        f"/runs/{recorded.mixed_root}/cancel",
+        f"/events?since=0&root_id={recorded.mixed_root}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,13 +118,22 @@ def test_api_key_mode_serves_with_the_key(keyed: Server, recorded: Recorded) -> 
         base_url=keyed.url + "/api/v1", headers={"Authorization": f"Bearer {KEY}"}
     ) as client:
         for path in _protected(keyed, recorded):
-            assert client.get(path).status_code == 200, path
+            if path.startswith("/events"):
+                with client.stream("GET", path, timeout=10) as stream:
+                    assert stream.status_code == 200, path
+                    assert next(stream.iter_lines()) == "retry: 1000"
+            else:
+                assert client.get(path).status_code == 200, path
     with httpx.Client(base_url=keyed.url + "/api/v1") as anonymous:
         assert anonymous.get("/health").status_code == 200
-        assert anonymous.get("/runs").status_code == 200
+        assert anonymous.get("/openapi.json").status_code == 200
+        assert anonymous.get("/nothing-here").status_code == 401
+        assert httpx.get(keyed.url + "/").status_code == 200  # the UI's page asks for the key
+        assert httpx.get(keyed.url + "/ui/api.js").status_code == 200
 
 
 def test_without_a_key_nothing_asks_for_one(server: Server, recorded: Recorded) -> None:
     with httpx.Client(base_url=server.url + "/api/v1") as client:
         for path in _protected(server, recorded):
-            assert client.get(path).status_code == 200, path
+            if not path.startswith("/events"):
+                assert client.get(path).status_code == 200, path

@@ -150,7 +150,8 @@ def test_cancel_a_running_pipeline_over_http(api: httpx.Client, tmp_path: Path) 
     assert "already finished: it is CANCELED" in again.json()["error"]
     assert api.post(f"/runs/{'0' * 32}/cancel").status_code == 404
     assert api.post("/runs/..%2F..%2Fetc/cancel").status_code in (400, 404)
-    assert api.post(f"/runs/{root_id}/cancel", content=b"[1]").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert api.post(f"/runs/{root_id}/cancel", content=b"[1]", headers=json_type).status_code == 400
 
 
 def _wait_resolved(api: httpx.Client, root_id: str) -> dict[str, Any]:
@@ -200,6 +201,12 @@ def test_steering_needs_the_api_key_in_server_mode(home: Path, steps: str) -> No
             bearer = {"Authorization": f"Bearer {KEY}"}
             keyed = api.post(f"/runs/{steps}/cancel", headers=bearer)
             assert keyed.status_code == 409  # authorized; the pipeline has finished
+            # Server mode runs no pipeline code: a rerun is for the CLI, where the code is.
+            rerun = api.post(f"/runs/{steps}/rerun", headers=bearer, json={"from_run_id": None})
+            assert rerun.status_code == 409
+            assert f"`sematic rerun {steps}`" in rerun.json()["error"]
+            missing = api.post(f"/runs/{'0' * 32}/rerun", headers=bearer)
+            assert missing.status_code == 404
     finally:
         server.stop()
     with _store() as store:

@@ -43,6 +43,8 @@ from tests.unit.server.conftest import TAG, Recorded, Server, server_env, start_
 
 KEY = "writes-test-key"
 SECRET = "PLANTED-SECRET"
+JSON = {"Content-Type": "application/json"}
+BYTES = {"Content-Type": "application/octet-stream"}
 
 
 @dataclasses.dataclass
@@ -175,7 +177,7 @@ def test_a_bad_field_is_a_400_naming_it(
     open_server: Home, path: str, value: Any, message: str
 ) -> None:
     body = _mutated(path, value)
-    response = httpx.post(open_server.server.url + "/api/v1/write", content=body)
+    response = httpx.post(open_server.server.url + "/api/v1/write", content=body, headers=JSON)
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
     assert not _recorded(open_server, json.loads(body)["runs"][0]["id"])
@@ -183,7 +185,7 @@ def test_a_bad_field_is_a_400_naming_it(
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"runs": {}}'])
 def test_a_body_that_is_not_a_batch_is_a_400(open_server: Home, body: bytes) -> None:
-    response = httpx.post(open_server.server.url + "/api/v1/write", content=body)
+    response = httpx.post(open_server.server.url + "/api/v1/write", content=body, headers=JSON)
     assert response.status_code == 400
     assert response.json()["error"]
 
@@ -204,14 +206,16 @@ def test_without_the_key_nothing_is_written(keyed_server: Home, headers: dict[st
     run, transition, artifact, payload, type_key = _records("keyed")
     base = keyed_server.server.url + "/api/v1"
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
-        write = client.post("/write", content=_body(run, transition, artifact))
+        write = client.post("/write", content=_body(run, transition, artifact), headers=JSON)
         batch = client.post(
-            "/payloads", content=wire.payload_batch([(artifact.id, type_key, payload)])
+            "/payloads",
+            content=wire.payload_batch([(artifact.id, type_key, payload)]),
+            headers={"Content-Type": wire.PAYLOADS_TYPE},
         )
         put = client.put(
             f"/artifacts/{artifact.id}/payload",
             content=payload,
-            headers={wire.TYPE_KEY_HEADER: type_key.replace("\n", "%0A")},
+            headers={wire.TYPE_KEY_HEADER: type_key.replace("\n", "%0A"), **BYTES},
         )
         reads = [
             client.get(f"/payloads/{artifact.id}"),
@@ -312,7 +316,11 @@ def _frame(header: dict[str, Any], payload: bytes) -> bytes:
     ],
 )
 def test_a_malformed_batch_is_a_400(open_server: Home, body: bytes, message: str) -> None:
-    response = httpx.post(open_server.server.url + "/api/v1/payloads", content=body)
+    response = httpx.post(
+        open_server.server.url + "/api/v1/payloads",
+        content=body,
+        headers={"Content-Type": wire.PAYLOADS_TYPE},
+    )
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
     assert all(p.name != "a" * 64 for p in open_server.payload_files())
@@ -331,7 +339,7 @@ def test_a_tampered_payload_is_refused_and_not_stored(open_server: Home, tamper:
     response = httpx.put(
         f"{open_server.server.url}/api/v1/artifacts/{artifact.id}/payload",
         content=payload,
-        headers={k: v.replace("\n", "%0A") for k, v in headers.items()},
+        headers={**BYTES, **{k: v.replace("\n", "%0A") for k, v in headers.items()}},
     )
     assert response.status_code == 400
     assert (
@@ -351,7 +359,9 @@ def _raw(url: str, request: str, body: bytes = b"") -> tuple[int, bytes]:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
-        head = f"{request}\r\nHost: test\r\nContent-Length: {len(body)}\r\nConnection: close"
+        kind = "Content-Type: application/octet-stream\r\n" if body else ""
+        head = f"{request}\r\nHost: {parts.netloc}\r\n{kind}Content-Length: {len(body)}"
+        head += "\r\nConnection: close"
         conn.sendall(head.encode() + b"\r\n\r\n" + body)
         chunks = []
         while chunk := conn.recv(65536):
@@ -636,6 +646,6 @@ def test_a_runs_log_is_sent_kept_replaced_and_read_back(keyed_server: Home) -> N
         logs.close()
     too_long = httpx.put(
         f"{url}/api/v1/runs/{run_id}/logs", content=b"y" * (MAX_LOG_BYTES + 1),
-        headers={"Authorization": f"Bearer {KEY}"},
+        headers={"Authorization": f"Bearer {KEY}", **BYTES},
     )  # fmt: skip
     assert too_long.status_code == 413 and "at most" in too_long.text, too_long.text

@@ -1,5 +1,7 @@
 // The JSON API under /api/v1, the API key kept in localStorage, logs tails and the events
-// stream (Server-Sent Events, reconnected with the last cursor).
+// stream (Server-Sent Events read through fetch, so that it carries the API key too,
+// reconnected with the last cursor). Every request sends the key when there is one; a 401
+// calls the handler given to onUnauthorized (the page asks for the key).
 
 const BASE = "/api/v1";
 const KEY = "sematic.apiKey";
@@ -28,6 +30,12 @@ export function setApiKey(value) {
   }
 }
 
+let unauthorized = null;
+
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
 function headers(extra) {
   const key = apiKey();
   return key ? { ...extra, Authorization: `Bearer ${key}` } : { ...extra };
@@ -40,6 +48,7 @@ async function request(path, options = {}) {
     headers: headers(options.headers || {}),
   });
   if (!response.ok && response.status !== 206 && response.status !== 416) {
+    if (response.status === 401) unauthorized?.();
     let message = `${response.status} ${response.statusText}`;
     try {
       message = (await response.json()).error || message;
@@ -92,49 +101,80 @@ export class LogTail {
   }
 }
 
+// The events of a text/event-stream body, as { event, data, id } objects.
+async function* serverEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let fields = { event: "message", data: [], id: null };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    const lines = buffer.split(/\r\n|\r|\n/);
+    buffer = lines.pop(); // an unfinished line waits for the next chunk
+    for (const line of lines) {
+      if (line === "") {
+        if (fields.data.length) yield { event: fields.event, data: fields.data.join("\n"), id: fields.id };
+        fields = { event: "message", data: [], id: null };
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const name = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (name === "event") fields.event = text;
+        else if (name === "data") fields.data.push(text);
+        else if (name === "id") fields.id = text;
+      }
+    }
+  }
+}
+
 // Subscribes to /events (runs of rootId, or root runs of every pipeline without it).
 // onRuns(runs) gets every batch; onStatus("live" | "reconnecting") the connection's state.
-// Returns a function that closes the stream.
+// Returns a function that closes the stream. Without the API key it stops (the page asks
+// for the key and opens the page again).
 export function subscribe({ rootId, since, onRuns, onStatus }) {
   let cursor = since;
-  let source = null;
   let closed = false;
   let timer = null;
   let delay = 1000;
+  const abort = new AbortController();
 
-  function open() {
+  async function open() {
     const query = new URLSearchParams();
     if (rootId) query.set("root_id", rootId);
     if (cursor !== null && cursor !== undefined) query.set("since", String(cursor));
-    source = new EventSource(`${BASE}/events?${query}`);
-    source.addEventListener("open", () => {
+    try {
+      const response = await request(`/events?${query}`, {
+        headers: { Accept: "text/event-stream" },
+        signal: abort.signal,
+      });
       delay = 1000;
       onStatus?.("live");
-    });
-    source.addEventListener("runs", (event) => {
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return;
+      for await (const event of serverEvents(response.body)) {
+        if (event.event !== "runs") continue;
+        let data;
+        try {
+          data = JSON.parse(event.data);
+        } catch {
+          continue;
+        }
+        if (typeof data.cursor === "number") cursor = data.cursor;
+        if (Array.isArray(data.runs) && data.runs.length) onRuns(data.runs);
       }
-      if (typeof data.cursor === "number") cursor = data.cursor;
-      if (Array.isArray(data.runs) && data.runs.length) onRuns(data.runs);
-    });
-    source.addEventListener("error", () => {
-      // Reconnect ourselves, so that the URL carries the latest cursor.
-      source.close();
-      if (closed) return;
-      onStatus?.("reconnecting");
-      timer = setTimeout(open, delay);
-      delay = Math.min(delay * 2, 15000);
-    });
+    } catch (error) {
+      if (closed || (error instanceof ApiError && error.status === 401)) return;
+    }
+    if (closed) return;
+    // Reconnect, from the latest cursor.
+    onStatus?.("reconnecting");
+    timer = setTimeout(open, delay);
+    delay = Math.min(delay * 2, 15000);
   }
 
   open();
   return () => {
     closed = true;
     clearTimeout(timer);
-    source?.close();
+    abort.abort();
   };
 }

@@ -39,7 +39,7 @@ class HttpLogs:
             doing=f"store the log of run {run_id}",
             idempotent=True,
             content=data,
-            headers={"Content-Type": "text/plain; charset=utf-8"},
+            headers={"Content-Type": "application/octet-stream"},  # bytes, kept as sent
         )
 
     def get(self, run_id: str) -> bytes | None:

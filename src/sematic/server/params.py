@@ -1,0 +1,71 @@
+"""Query and path values, checked the one way every endpoint uses: a bad one is a 400
+naming it, and nothing reaches the metadata store that it cannot take (integers beyond
+signed 64 bits, non-finite floats, NUL characters)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+
+from sematic.core.records import INT64_MAX
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() takes '٣' and '1_0'
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def integer(
+    params: Mapping[str, str], name: str, default: int, low: int, high: int = INT64_MAX
+) -> int:
+    """The integer query parameter ``name`` (``default`` when absent or empty), within
+    ``low``..``high``."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _INTEGER.fullmatch(raw):
+        raise HTTPException(400, f"{name} must be an integer, not {raw[:40]!r}.")
+    value = int(raw)
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be between {low} and {high}, not {value}.")
+    return value
+
+
+def number(raw: str | None, name: str, default: float | None = None) -> float:
+    """A finite number given as text (a query parameter or a header); ``default`` when
+    absent or empty, where None makes it required."""
+    if raw is None or raw == "":
+        if default is None:
+            raise HTTPException(400, f"{name} is required.")
+        return default
+    value = float(raw) if _NUMBER.fullmatch(raw) else math.nan
+    if not math.isfinite(value):
+        raise HTTPException(400, f"{name} must be a finite number, not {raw[:40]!r}.")
+    return value
+
+
+def text(params: Mapping[str, str], name: str) -> str | None:
+    """A text query parameter, None when absent or empty; no NUL (no database keeps it)."""
+    raw = params.get(name) or None
+    if raw is not None and "\0" in raw:
+        raise HTTPException(400, f"{name} must not contain NUL characters.")
+    return raw
+
+
+def run_id(value: str, name: str = "run_id") -> str:
+    if not RUN_ID.fullmatch(value):
+        raise HTTPException(
+            400, f"{name}: {value[:80]!r} is not a run id (32 lowercase hex digits)."
+        )
+    return value
+
+
+def artifact_id(value: str, name: str = "artifact_id") -> str:
+    if not ARTIFACT_ID.fullmatch(value):
+        raise HTTPException(
+            400, f"{name}: {value[:80]!r} is not an artifact id (64 lowercase hex digits)."
+        )
+    return value
