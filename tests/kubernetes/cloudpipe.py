@@ -110,3 +110,17 @@ def count(values: list[int]) -> int:
 def fan_pipeline(n: int) -> int:
     """``n`` independent Jobs, then their sum."""
     return count([one(i) for i in range(n)])
+
+
+@sematic.func
+def die(x: int, seconds: float) -> int:
+    """Ends the process it runs in (a driver pod's) after ``seconds``, as a crash would."""
+    time.sleep(seconds)
+    print(f"die({x}): exiting the driver", flush=True)
+    os._exit(3)
+
+
+@sematic.func
+def doomed_pipeline(x: int, seconds: float) -> int:
+    """A long step in a Job while an inline step kills the driver: run it detached only."""
+    return count([slow(x, 600.0), die(x, seconds)])

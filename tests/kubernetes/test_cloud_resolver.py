@@ -9,15 +9,12 @@ missing server, an image not in the registry, a cancel mid-run, a killed driver 
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ import httpx
 import pytest
 
 import sematic
-from kubernetes import client, config
+from kubernetes import client
 from sematic.core.errors import (
     ConfigurationError,
     ImageNotFoundError,
@@ -33,112 +30,17 @@ from sematic.core.errors import (
     WorkerLostError,
 )
 from sematic.core.images import ImageMap
-from sematic.kubernetes.manifests import ClusterSettings
 from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.settings import LocalSettings
-from sematic.storage.http import open_http_stores
-from sematic.storage.serialization import deserialize
-from tests.cloud import (
-    INSTANCE_TYPE,
-    build_project,
-    cluster_settings,
-    prepare_cluster,
-    unlabel_node,
-)
+from tests.cloud import INSTANCE_TYPE
 from tests.cluster import Cluster
+from tests.kubernetes.cloudkit import Cloud, cloud_on
+from tests.kubernetes.cloudkit import label as _label
+from tests.kubernetes.cloudkit import wait_running as _wait_running
 from tests.registry import RegistryServer
 from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow
-
-TERMINAL = {"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"}
-
-
-@dataclass(frozen=True)
-class Cloud:
-    """What every test here needs: the images, the cluster's settings, the server."""
-
-    images: ImageMap
-    cluster: ClusterSettings
-    kubeconfig: str
-    server: Server
-    project: Path
-    api: Any  # kubernetes ApiClient
-
-    def resolver(self, tmp_path: Path, **kwargs: Any) -> CloudResolver:
-        settings = LocalSettings(
-            home=tmp_path / "home", database_url="unused://", artifact_url="unused://",
-            server_url=self.server.url,
-        )  # fmt: skip
-        kwargs.setdefault("unschedulable_after", 3.0)
-        return CloudResolver(
-            images=self.images, cluster=self.cluster, kubeconfig=self.kubeconfig,
-            settings=settings, **kwargs,
-        )  # fmt: skip
-
-    def environment(self, tmp_path: Path) -> dict[str, str]:
-        """What a user's script run by `sematic run --build` would have."""
-        return {
-            **os.environ,
-            "SEMATIC_HOME": str(tmp_path / "home"),
-            "SEMATIC_SERVER_URL": self.server.url,
-            "KUBECONFIG": self.kubeconfig,
-            "SEMATIC_IMAGES": json.dumps(dict(self.images.images)),
-            "SEMATIC_INSECURE_REGISTRIES": ",".join(self.images.insecure_registries),
-            "SEMATIC_CLUSTER": json.dumps(self.cluster.to_dict()),
-        }
-
-    def cli(self, tmp_path: Path, *args: str) -> str:
-        """``sematic ARGS`` with this server as ``server_url``; its output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "sematic.cli", *args], env=self.environment(tmp_path),
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(f"{self.server.url}/api/v1/runs/{run_id}").json()
-        return answer
-
-    def graph(self, root_id: str) -> dict[str, dict[str, Any]]:
-        """The pipeline's runs by name."""
-        answer = httpx.get(f"{self.server.url}/api/v1/runs/{root_id}/graph")
-        if answer.status_code == 404:  # not recorded yet
-            return {}
-        return {run["name"]: run for run in answer.json()["runs"]}
-
-    def wait(self, root_id: str, states: set[str] = TERMINAL, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.run(root_id).get("state")
-            if state in states:
-                return str(state)
-            time.sleep(0.25)
-        pytest.fail(f"{root_id} is not in {states} after {timeout} s: {self.graph(root_id)}")
-
-    def output(self, run_id: str, hint: Any = None) -> Any:
-        metadata, artifacts = open_http_stores(self.server.url)
-        try:
-            artifact = metadata.get_artifact(metadata.get_run(run_id).output or "")
-            return deserialize(artifacts.get(artifact.id), artifact.type_description, hint)
-        finally:
-            metadata.close()
-
-    def logs(self, run_id: str) -> str:
-        return httpx.get(f"{self.server.url}/api/v1/runs/{run_id}/logs").text
-
-    def jobs(self, selector: str) -> list[Any]:
-        batch: Any = client.BatchV1Api(self.api)
-        return list(batch.list_namespaced_job("default", label_selector=selector).items)
-
-    def pods(self, selector: str) -> list[Any]:
-        core: Any = client.CoreV1Api(self.api)
-        return list(core.list_namespaced_pod("default", label_selector=selector).items)
-
-
-def _label(run_id: str) -> str:
-    return "".join(c for c in run_id if c.isalnum())[:63]
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +50,8 @@ def cloud(
     server: Server,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cloud]:
-    project = tmp_path_factory.mktemp("cloud")
-    images = build_project(cluster_registry, project, tmp_path_factory.mktemp("cache"))
-    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
-    prepare_cluster(api)
-    cluster = cluster_settings(kubernetes_cluster)
-    sys.path.insert(0, str(project))
-    try:
-        yield Cloud(images, cluster, str(kubernetes_cluster.kubeconfig), server, project, api)
-    finally:
-        sys.path.remove(str(project))
-        unlabel_node(api)
-        api.close()
+    with cloud_on(Cloud, kubernetes_cluster, cluster_registry, server, tmp_path_factory) as made:
+        yield made
 
 
 # -- detach=False -----------------------------------------------------------------------
@@ -169,7 +61,8 @@ def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_
     import seed_pipeline  # type: ignore[import-not-found]
 
     future = seed_pipeline.pipeline(8)
-    value = future.resolve(cloud.resolver(tmp_path, detach=False))
+    keeping = cloud.resolver(tmp_path, detach=False, cluster=cloud.keeping)  # to read pods
+    value = future.resolve(keeping)
     assert value == "mean 0.2734 computed on cuda"  # train_model ran on the cuda base
     runs = cloud.graph(future.id)
     assert {name: run["state"] for name, run in runs.items()} == {
@@ -189,7 +82,9 @@ def test_a_failure_in_a_pod_is_the_functions_own_exception(cloud: Cloud, tmp_pat
     import cloudpipe  # type: ignore[import-not-found]
 
     with pytest.raises(sematic.PipelineFailedError) as raised:
-        cloudpipe.retry_pipeline(3).resolve(cloud.resolver(tmp_path, detach=False))
+        cloudpipe.retry_pipeline(3).resolve(
+            cloud.resolver(tmp_path, detach=False, cluster=cloud.keeping)
+        )
     cause = raised.value.__cause__
     assert isinstance(cause, ConnectionError) and "service down for 3" in str(cause), cause
     # RetrySettings lists ConnectionError with 2 retries: three Jobs ran, each failed.
@@ -224,7 +119,9 @@ def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
     import cloudpipe
 
     with pytest.raises(sematic.PipelineFailedError) as raised:
-        cloudpipe.oom_pipeline(200).resolve(cloud.resolver(tmp_path, detach=False))
+        cloudpipe.oom_pipeline(200).resolve(
+            cloud.resolver(tmp_path, detach=False, cluster=cloud.keeping)
+        )
     cause = raised.value.__cause__
     assert isinstance(cause, WorkerFailedError) and cause.cause == "OOMKilled", cause
     assert "out of memory (limit 40Mi)" in str(cause)
@@ -232,6 +129,8 @@ def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
     listed = cloud.cli(tmp_path, "runs", "--all", "--limit", "500")  # through the server
     (row,) = [line for line in listed.splitlines() if raised.value.run_id in line]
     assert "FAILED" in row and "WorkerFailedError: the worker of hog()" in row
+    # One Job (not retried), kept as its resolver asked: `sematic runs` (which deletes what
+    # finished pipelines left) leaves it too.
     assert len(cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")) == 1
 
 
@@ -365,7 +264,8 @@ def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
 ) -> None:
     import cloudpipe
 
-    root_id = cloudpipe.slow_pipeline(4, 8.0).resolve(cloud.resolver(tmp_path))
+    resolver = cloud.resolver(tmp_path, cluster=cloud.keeping)  # to count Jobs after
+    root_id = cloudpipe.slow_pipeline(4, 8.0).resolve(resolver)
     _wait_running(cloud, root_id, "slow")
     driver = f"sematic.dev/role=driver,sematic.dev/root-id={_label(root_id)}"
     (first,) = cloud.pods(driver)
@@ -382,19 +282,6 @@ def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
     assert cloud.logs(root_id).startswith("slow_pipeline(4) in sematic-driver-")  # a pod name
     assert first.metadata.name not in cloud.logs(root_id)
     assert cloud.cli(tmp_path, "logs", root_id) == cloud.logs(root_id)
-
-
-def _wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) -> str:
-    """The run id of ``name`` once its pod runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = cloud.graph(root_id).get(name)
-        if run is not None:
-            pods = cloud.pods(f"sematic.dev/run-id={_label(run['id'])}")
-            if pods and pods[0].status.phase == "Running":
-                return str(run["id"])
-        time.sleep(0.25)
-    pytest.fail(f"{name} of {root_id} is not running after {timeout} s: {cloud.graph(root_id)}")
 
 
 def test_ctrl_c_with_detach_false_deletes_the_jobs_and_cancels(

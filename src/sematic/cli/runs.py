@@ -70,6 +70,7 @@ def runs(limit: int, all_runs: bool) -> None:
     from rich.table import Table
 
     with _store() as metadata:
+        _reap(metadata)
         records = metadata.list_runs(root_only=not all_runs, limit=limit)
     if not records:
         click.echo("No runs yet.")
@@ -82,6 +83,32 @@ def runs(limit: int, all_runs: bool) -> None:
     for run in records:
         table.add_row(run.id, run.name, run.state, _started(run), _duration(run, now), _reason(run))
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _reap(metadata: MetadataStore) -> None:
+    """With a cluster configured ($KUBECONFIG or ~/.kube/config): fail the pipelines whose
+    driver Job is gone for good and delete what finished pipelines left in the cluster
+    (see sematic.resolvers.reaper). A cluster out of reach is only a warning."""
+    import os
+    from pathlib import Path
+
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    kubeconfig = first or str(Path.home() / ".kube" / "config")
+    if not Path(kubeconfig).is_file():
+        return
+    try:
+        from sematic.kubernetes.manifests import ClusterSettings
+        from sematic.resolvers.reaper import reap_cluster, report_lines
+
+        cluster = ClusterSettings.from_environment()
+        reaped = reap_cluster(metadata, cluster, kubeconfig, timeout=5.0)
+    except Exception as error:  # noqa: BLE001 - listing runs must not depend on the cluster
+        click.echo(
+            f"warning: could not check the cluster for orphaned pipelines: {error}", err=True
+        )
+        return
+    for line in report_lines(reaped):
+        click.echo(line, err=True)
 
 
 def _reason(run: RunRecord) -> str:

@@ -22,9 +22,25 @@ from sematic.core.resources import KubernetesRequirements
 
 CLUSTER_VARIABLE = "SEMATIC_CLUSTER"
 POD_NAME_VARIABLE = "SEMATIC_POD_NAME"
+API_KEY_SECRET_KEY = "api-key"  # the key, in a Secret, that holds a Sematic API key
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sematic"}
+RUN_LABEL = "sematic.dev/run-id"
+ROOT_LABEL = "sematic.dev/root-id"  # also an annotation holding the full id
+ROLE_LABEL = "sematic.dev/role"  # driver, worker or api-key
+KEEP_ANNOTATION = "sematic.dev/keep-finished"  # "true": the reaper leaves it once finished
 CONTAINER = "main"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def label_value(run_id: str) -> str:
+    """A run id as a label value (at most 63 characters)."""
+    return re.sub(r"[^A-Za-z0-9]", "", run_id)[:63]
+
+
+def driver_job_name(root_id: str) -> str:
+    """The driver Job of the pipeline ``root_id`` (one per pipeline)."""
+    return f"sematic-driver-{label_value(root_id).lower()[:40]}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +58,11 @@ class ClusterSettings:
       ``server_url``); pods read and write artifacts through it.
     - ``env``: variables every pod gets; ``pod_template``: a pod fragment merged into
       every pod (containers by name; Sematic's container is ``main``).
+    - ``api_key_secret``: an existing Secret whose ``api-key`` holds the server's API key;
+      pods read the key from it. Unset: a Secret is created for each pipeline (labelled
+      with its root run) and deleted with it. The key is never written into a Job.
+    - ``keep_finished_jobs``: keep worker Jobs (and their pods) once their result and log
+      are recorded, for debugging; by default they are deleted.
     """
 
     namespace: str = "default"
@@ -51,6 +72,19 @@ class ClusterSettings:
     server_url: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     pod_template: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    api_key_secret: str | None = None
+    keep_finished_jobs: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.keep_finished_jobs, bool):
+            raise ConfigurationError(
+                f"keep_finished_jobs takes a bool, got {self.keep_finished_jobs!r}"
+            )
+        if self.api_key_secret is not None and not _SUBDOMAIN.match(str(self.api_key_secret)):
+            raise ConfigurationError(
+                f"api_key_secret {self.api_key_secret!r} is not a Secret's name (lowercase "
+                "letters, digits, '-' and '.')"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +95,8 @@ class ClusterSettings:
             "server_url": self.server_url,
             "env": dict(self.env),
             "pod_template": _plain(self.pod_template),
+            "api_key_secret": self.api_key_secret,
+            "keep_finished_jobs": self.keep_finished_jobs,
         }
 
     @classmethod
@@ -107,12 +143,15 @@ def job_manifest(
     requirements: KubernetesRequirements | None = None,
     labels: Mapping[str, str] = MappingProxyType({}),
     env: Mapping[str, str] = MappingProxyType({}),
+    secret_env: Mapping[str, tuple[str, str]] = MappingProxyType({}),
+    annotations: Mapping[str, str] = MappingProxyType({}),
     deadline_seconds: int | None = None,
     restarts: int = 0,
 ) -> dict[str, Any]:
     """A Job running ``command`` in ``image``: once for a worker (Sematic retries per the
     function's settings), up to ``restarts`` more times for a driver (a new pod re-enters
-    the pipeline)."""
+    the pipeline). ``secret_env`` maps variables to ``(secret name, key)``: the pod reads
+    them from Secrets, the Job holds only their names."""
     if not _NAME.match(name):
         raise ConfigurationError(
             f"job name {name!r} is not a DNS label (lowercase letters, digits and '-', "
@@ -125,6 +164,10 @@ def job_manifest(
     variables: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**settings.env, **env}.items()
     ]
+    variables.extend(
+        {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for variable, (secret, key) in secret_env.items()
+    )
     variables.append(  # which pod ran a step: for its log lines
         {"name": POD_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     )
@@ -182,9 +225,48 @@ def job_manifest(
             "name": name,
             "namespace": settings.namespace,
             "labels": all_labels,
-            "annotations": dict(wanted.annotations),
+            "annotations": {**wanted.annotations, **annotations},
         },
         "spec": job_spec,
+    }
+
+
+def api_key_secret_manifest(
+    *,
+    name: str,
+    namespace: str,
+    api_key: str,
+    labels: Mapping[str, str] = MappingProxyType({}),
+    owner: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Secret holding ``api_key`` under ``api-key``; with ``owner`` (a Job's apiVersion,
+    kind, name and uid) the cluster deletes it with that Job."""
+    if not _NAME.match(name):
+        raise ConfigurationError(f"secret name {name!r} is not a DNS label")
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**MANAGED_BY, **labels},
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "stringData": {API_KEY_SECRET_KEY: api_key},
+    }
+
+
+def owner_reference(owner: Mapping[str, str]) -> dict[str, Any]:
+    """A reference making an object live only as long as ``owner``."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["name"],
+        "uid": owner["uid"],
+        "blockOwnerDeletion": False,
     }
 
 

@@ -17,10 +17,12 @@ from sematic.core.loading import main_script
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
 from sematic.resolvers.cloud_workers import KubernetesWorkers
-from sematic.resolvers.local import LocalResolver
+from sematic.resolvers.local import LocalResolver, rebuild_pipeline
+from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.stores import open_stores
 
-IN_CLUSTER = "in-cluster"
+IN_CLUSTER = "in-cluster"  # as sematic.kubernetes.pipelines.IN_CLUSTER (imported lazily)
 
 
 class CloudResolver(LocalResolver):
@@ -89,6 +91,24 @@ class CloudResolver(LocalResolver):
 
         return submit_driver(self, future)
 
+    def resolve_rerun(self, root_id: str, rerun_of: str, start: str | None) -> Any:
+        """Resolve the recorded root run ``root_id``, a rerun of the pipeline ``rerun_of``
+        (a driver started by the server): ``start`` and what it influenced execute again,
+        every other output ``rerun_of`` recorded is reused (``start`` None: none is)."""
+        settings = self.settings or LocalSettings.from_environment()
+        reuse = Reuse()
+        if start is not None:
+            metadata, _ = open_stores(settings)
+            try:
+                reuse = Reuse.rerun_from(
+                    start, metadata.runs_of_root(rerun_of), metadata.edges_of_root(rerun_of)
+                )
+            finally:
+                metadata.close()
+        future = rebuild_pipeline(root_id, settings)
+        future.id = root_id  # the recorded root run, CREATED by the server
+        return self._resolve(future, reuse)
+
     def checked(self, future: Future, settings: LocalSettings) -> ImageMap:
         """Everything that can be checked before a Job is submitted, or a clear error."""
         if not isinstance(future, Future):
@@ -122,13 +142,9 @@ class CloudResolver(LocalResolver):
         return images
 
     def api_client(self) -> Any:
-        from kubernetes import client, config
+        from sematic.kubernetes.pipelines import api_client
 
-        if self.kubeconfig == IN_CLUSTER:
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            return client.ApiClient(configuration)
-        return config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
+        return api_client(self.kubeconfig)
 
     def _placement(
         self, future: Future, settings: LocalSettings

@@ -4,40 +4,52 @@
 from __future__ import annotations
 
 import functools
-import re
+import time
 from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sematic.core.engine import Execute
 from sematic.core.errors import FunctionTimeoutError, WorkerFailedError, WorkerLostError
+from sematic.core.files import write_private
 from sematic.core.images import ImageMap
 from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
 from sematic.executors.processes import Exited
-from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from sematic.kubernetes.manifests import (
+    API_KEY_SECRET_KEY,
+    KEEP_ANNOTATION,
+    ROLE_LABEL,
+    ROOT_LABEL,
+    RUN_LABEL,
+    ClusterSettings,
+    job_manifest,
+    label_value,
+)
 from sematic.resolvers.local_executor import WorkerLoss
 from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import worker_artifact_store
+from sematic.resolvers.stores import API_KEY_VARIABLE, worker_artifact_store
 from sematic.storage.serialization import deserialize
 
 if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to run
     from sematic.kubernetes.jobs import JobOutcome
 
 JOB_VARIABLE = "SEMATIC_WORKER_JOB"
+# A finished Job is deleted this long after its outcome was read: the run's result has
+# reached the metadata store by then (the recorder flushes every 0.05 s), so a driver that
+# restarts finds the run resolved and needs the Job no more.
+FINISHED_JOB_GRACE_S = 1.0
 WORKER = "/opt/sematic/bin/sematic-worker"
-RUN_LABEL = "sematic.dev/run-id"
-ROOT_LABEL = "sematic.dev/root-id"
-
-
-def label_value(run_id: str) -> str:
-    """A run id as a label value (at most 63 characters)."""
-    return re.sub(r"[^A-Za-z0-9]", "", run_id)[:63]
+__all__ = ["ROOT_LABEL", "RUN_LABEL", "KubernetesWorkers", "job_name", "label_value"]
 
 
 class KubernetesWorkers:
     """The ``Workers`` of CloudResolver: each call a Job, its result read from the pod's
     termination message. ``script`` is where the user's script sits in the images (its
-    functions are loaded from there)."""
+    functions are loaded from there).
+
+    The API key reaches pods from a Secret (``ClusterSettings.api_key_secret``, else one
+    created for the pipeline and deleted at the end), never as a value in a Job. Finished
+    Jobs are deleted once their outcome is recorded, unless ``keep_finished_jobs``."""
 
     def __init__(
         self,
@@ -54,10 +66,15 @@ class KubernetesWorkers:
         self._settings = settings
         self._script = script
         from sematic.kubernetes.jobs import JobWatcher
+        from sematic.kubernetes.pipelines import PipelineObjects
 
         self._watcher = JobWatcher(api, cluster.namespace, unschedulable_after=unschedulable_after)
+        self._objects = PipelineObjects(api, cluster.namespace)
         self._jobs: dict[str, str] = {}  # run id -> job name
         self._outcomes: dict[str, JobOutcome] = {}  # run id -> how its job ended
+        self._finished: list[tuple[float, str]] = []  # (when it ended, job name)
+        self._key_secret = cluster.api_key_secret
+        self._created_secret: str | None = None  # ours to delete at the end
 
     def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
         run = command.run
@@ -72,23 +89,48 @@ class KubernetesWorkers:
         )
         name = job_name(run.id, run.attempts)
         requirements = props.resource_requirements
+        plain = dict(env or {})
+        key = plain.pop(API_KEY_VARIABLE, None)
+        secret_env: dict[str, tuple[str, str]] = {}
+        if key:  # the pod reads it from a Secret: the Job holds only the Secret's name
+            secret_env[API_KEY_VARIABLE] = (self._secret_for(command.root_id, key),
+                                            API_KEY_SECRET_KEY)  # fmt: skip
         manifest = job_manifest(
             name=name,
             image=self._images.image_for(props),
             command=[WORKER, "--job-from-env"],
             settings=self._cluster,
             requirements=None if requirements is None else requirements.kubernetes,
-            labels={RUN_LABEL: label_value(run.id), ROOT_LABEL: label_value(command.root_id)},
-            env={JOB_VARIABLE: pod_job.to_json(), **(env or {})},
+            labels={
+                RUN_LABEL: label_value(run.id),
+                ROOT_LABEL: label_value(command.root_id),
+                ROLE_LABEL: "worker",
+            },
+            annotations=self._annotations(command.root_id),
+            env={JOB_VARIABLE: pod_job.to_json(), **plain},
+            secret_env=secret_env,
             deadline_seconds=None if job.timeout_mins is None else int(job.timeout_mins * 60),
         )
         self._watcher.submit(manifest)
         self._jobs[run.id] = name
 
+    def _annotations(self, root_id: str) -> dict[str, str]:
+        kept = {KEEP_ANNOTATION: "true"} if self._cluster.keep_finished_jobs else {}
+        return {ROOT_LABEL: root_id, **kept}
+
+    def _secret_for(self, root_id: str, api_key: str) -> str:
+        """The Secret pods read the key from: the configured one, else the pipeline's."""
+        if self._key_secret is None:
+            self._key_secret = self._objects.create_key_secret(root_id, api_key)
+            self._created_secret = self._key_secret
+        return self._key_secret
+
     def poll(self) -> Exited | None:
         return self.wait_any(0)
 
     def wait_any(self, timeout: float) -> Exited | None:
+        if self._finished:
+            self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         outcome = self._watcher.next_outcome(timeout)
         if outcome is None:
             return None
@@ -98,9 +140,20 @@ class KubernetesWorkers:
         text = self._watcher.pod_log(outcome.pod) if outcome.pod else None
         if text:  # the run's log, as a worker process's would be (the executor ships it)
             path = self._settings.log_path(run_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_private(path, text)
+        self._finished.append((time.monotonic(), outcome.name))
+        self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         return Exited(run_id, 0 if outcome.succeeded else 1)
+
+    def _delete_finished(self, older_than: float) -> None:
+        """Delete the Jobs whose outcome was read ``older_than`` seconds ago or earlier
+        (their result and log are recorded), unless the settings keep them."""
+        if self._cluster.keep_finished_jobs:
+            self._finished.clear()
+            return
+        now = time.monotonic()
+        while self._finished and now - self._finished[0][0] >= older_than:
+            self._watcher.delete(self._finished.pop(0)[1])
 
     def kill(self, key: str) -> None:
         name = self._jobs.pop(key, None)
@@ -108,9 +161,14 @@ class KubernetesWorkers:
             self._watcher.delete(name)
 
     def close(self) -> None:
-        for key in list(self._jobs):
-            self.kill(key)
-        self._watcher.close()
+        try:
+            for key in list(self._jobs):
+                self.kill(key)
+            self._delete_finished(older_than=0.0)
+            if self._created_secret is not None:
+                self._objects.delete_secret(self._created_secret)
+        finally:
+            self._watcher.close()
 
     def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
         outcome = self._outcomes.pop(exited.key)

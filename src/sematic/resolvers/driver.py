@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,19 @@ from sematic.core.errors import (
 )
 from sematic.core.future import Future
 from sematic.core.images import ImageMap
-from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from sematic.core.resources import KubernetesRequirements
+from sematic.kubernetes.manifests import (
+    API_KEY_SECRET_KEY,
+    KEEP_ANNOTATION,
+    ROLE_LABEL,
+    ROOT_LABEL,
+    ClusterSettings,
+    driver_job_name,
+    job_manifest,
+    label_value,
+)
 from sematic.resolvers.cloud import IN_CLUSTER, CloudResolver
-from sematic.resolvers.cloud_workers import ROOT_LABEL, WORKER, label_value
+from sematic.resolvers.cloud_workers import WORKER
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.settings import LocalSettings
 from sematic.resolvers.stores import API_KEY_VARIABLE, open_stores
@@ -51,6 +61,10 @@ class DriverSpec:
     cluster: dict[str, Any]
     max_parallelism: int
     unschedulable_after: float
+    # A rerun started by the server: the pipeline it reruns, and the run to rerun from
+    # (None: all of it).
+    rerun_of: str | None = None
+    rerun_from: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -58,10 +72,6 @@ class DriverSpec:
     @classmethod
     def from_json(cls, text: str) -> DriverSpec:
         return cls(**json.loads(text))
-
-
-def driver_job_name(root_id: str) -> str:
-    return f"sematic-driver-{label_value(root_id).lower()[:40]}"
 
 
 def submit_driver(resolver: CloudResolver, future: Future) -> str:
@@ -75,49 +85,93 @@ def submit_driver(resolver: CloudResolver, future: Future) -> str:
             f"recorded values, but its argument(s) {', '.join(upstream)} are futures: call "
             "them inside a pipeline function, or use detach=False"
         )
-    _record_root(future, settings)
-    cluster = resolver.cluster
-    pods_server = cluster.server_url or settings.server_url
-    spec = DriverSpec(
-        root_id=future.id,
-        images=dict(images.images),
-        driver_image=images.driver,
-        script=resolver.script,
-        cluster=cluster.to_dict(),
-        max_parallelism=resolver.max_parallelism,
-        unschedulable_after=resolver.unschedulable_after,
-    )
-    env = {DRIVER_VARIABLE: spec.to_json(), SERVER_VARIABLE: pods_server or ""}
-    if settings.api_key:
-        env[API_KEY_VARIABLE] = settings.api_key
-    manifest = job_manifest(
-        name=driver_job_name(future.id),
-        image=images.driver,
-        command=[WORKER, "--drive-from-env"],
-        settings=cluster,
+    # The root run names the driver's image: the pipeline is driven in a Job (the reaper
+    # looks for that Job; a rerun from the server starts another on the same image).
+    _record_root(future, settings, ImageMap(images.images, images.driver))
+    start_driver(
+        resolver.api_client(),
+        DriverSpec(
+            root_id=future.id,
+            images=dict(images.images),
+            driver_image=images.driver,
+            script=resolver.script,
+            cluster=resolver.cluster.to_dict(),
+            max_parallelism=resolver.max_parallelism,
+            unschedulable_after=resolver.unschedulable_after,
+        ),
+        server_url=resolver.cluster.server_url or settings.server_url,
+        api_key=settings.api_key,
         requirements=resolver.driver_requirements,
-        labels={ROOT_LABEL: label_value(future.id), "sematic.dev/role": "driver"},
-        env=env,
         restarts=resolver.driver_restarts,
     )
-    from kubernetes import client
-
-    api = resolver.api_client()
-    try:
-        batch: Any = client.BatchV1Api(api)
-        batch.create_namespaced_job(cluster.namespace, manifest)
-    finally:
-        api.close()
     url = f"{(settings.server_url or '').rstrip('/')}/#/runs/{future.id}"  # checked: set
     print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
     return future.id
 
 
-def _record_root(future: Future, settings: LocalSettings) -> None:
+def start_driver(
+    api: Any,
+    spec: DriverSpec,
+    *,
+    server_url: str | None,
+    api_key: str | None,
+    requirements: KubernetesRequirements | None = None,
+    restarts: int = 3,
+) -> str:
+    """Create the driver Job of the pipeline ``spec.root_id`` (recorded already); return
+    its name. ``api`` (a kubernetes ApiClient) is closed.
+
+    The API key reaches the driver and its workers from a Secret: the one the cluster
+    settings name, else one created here, owned by the driver Job (the cluster deletes it
+    with the Job) and named in the spec so that the driver's workers read it too.
+    """
+    from sematic.kubernetes.pipelines import PipelineObjects
+
+    cluster = ClusterSettings.from_dict(spec.cluster)
+    objects = PipelineObjects(api, cluster.namespace)
+    created: str | None = None
+    try:
+        secret_env: dict[str, tuple[str, str]] = {}
+        if api_key:
+            secret = cluster.api_key_secret
+            if secret is None:
+                secret = created = objects.create_key_secret(spec.root_id, api_key)
+                spec = replace(spec, cluster=replace(cluster, api_key_secret=secret).to_dict())
+            secret_env[API_KEY_VARIABLE] = (secret, API_KEY_SECRET_KEY)
+        name = driver_job_name(spec.root_id)
+        manifest = job_manifest(
+            name=name,
+            image=spec.driver_image,
+            command=[WORKER, "--drive-from-env"],
+            settings=cluster,
+            requirements=requirements,
+            labels={ROOT_LABEL: label_value(spec.root_id), ROLE_LABEL: "driver"},
+            annotations={
+                ROOT_LABEL: spec.root_id,
+                **({KEEP_ANNOTATION: "true"} if cluster.keep_finished_jobs else {}),
+            },
+            env={DRIVER_VARIABLE: spec.to_json(), SERVER_VARIABLE: server_url or ""},
+            secret_env=secret_env,
+            restarts=restarts,
+        )
+        try:
+            job = objects.create_job(manifest)
+        except BaseException:
+            if created is not None:
+                objects.delete_secret(created)
+            raise
+        if created is not None:
+            objects.give_secret_to(created, job)
+        return name
+    finally:
+        api.close()
+
+
+def _record_root(future: Future, settings: LocalSettings, images: ImageMap) -> None:
     """The root run and its input artifacts, durable before the driver exists."""
     metadata, artifacts = open_stores(settings)
     try:
-        recorder = RunRecorder(metadata, artifacts)
+        recorder = RunRecorder(metadata, artifacts, images=images)
         run = Run(future, None)
         recorder.record_created(run, future.id)
         try:
@@ -163,7 +217,10 @@ def drive_from_environment() -> int:
     resolver.script = spec.script
     print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)
     try:
-        resolver.resume(spec.root_id)
+        if spec.rerun_of is None:
+            resolver.resume(spec.root_id)
+        else:
+            resolver.resolve_rerun(spec.root_id, spec.rerun_of, spec.rerun_from)
     except (PipelineFailedError, PipelineCanceledError) as ended:
         print(f"driver: {ended}", file=sys.stderr)
         return 0

@@ -6,7 +6,12 @@ import pytest
 
 from sematic import KubernetesRequirements, KubernetesSecret, KubernetesToleration
 from sematic.core.errors import ConfigurationError
-from sematic.kubernetes.manifests import ClusterSettings, job_manifest, merge
+from sematic.kubernetes.manifests import (
+    ClusterSettings,
+    api_key_secret_manifest,
+    job_manifest,
+    merge,
+)
 
 SETTINGS = ClusterSettings(namespace="ml", env={"SEMATIC_SERVER_URL": "http://s"})
 
@@ -117,3 +122,44 @@ def test_merge_does_not_touch_its_inputs() -> None:
 def test_a_job_name_must_be_a_dns_label(name: str) -> None:
     with pytest.raises(ConfigurationError, match="is not a DNS label"):
         job_manifest(name=name, image="i", command=["c"], settings=SETTINGS)
+
+
+def test_a_key_from_a_secret_appears_only_as_the_secrets_name() -> None:
+    job = job_manifest(
+        name="w", image="i", command=["c"], settings=SETTINGS,
+        secret_env={"SEMATIC_API_KEY": ("sematic-key-abc", "api-key")},
+        annotations={"sematic.dev/root-id": "abc"},
+    )  # fmt: skip
+    (container,) = pod_of(job)["spec"]["containers"]
+    assert {
+        "name": "SEMATIC_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "sematic-key-abc", "key": "api-key"}},
+    } in container["env"]
+    assert all("value" not in v for v in container["env"] if v["name"] == "SEMATIC_API_KEY")
+    assert job["metadata"]["annotations"] == {"sematic.dev/root-id": "abc"}
+
+
+def test_the_key_secret_holds_the_key_and_may_be_owned_by_a_job() -> None:
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "d", "uid": "u-1"}
+    secret = api_key_secret_manifest(
+        name="sematic-key-abc", namespace="ml", api_key="k3y",
+        labels={"sematic.dev/root-id": "abc"}, owner=owner,
+    )  # fmt: skip
+    assert secret["kind"] == "Secret" and secret["stringData"] == {"api-key": "k3y"}
+    meta = secret["metadata"]
+    assert meta["namespace"] == "ml" and meta["labels"]["sematic.dev/root-id"] == "abc"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "sematic"
+    assert meta["ownerReferences"] == [{**owner, "blockOwnerDeletion": False}]
+    plain = api_key_secret_manifest(name="s", namespace="ml", api_key="k")
+    assert "ownerReferences" not in plain["metadata"]
+
+
+def test_cluster_settings_name_a_key_secret_and_whether_finished_jobs_stay() -> None:
+    assert ClusterSettings().api_key_secret is None
+    assert ClusterSettings().keep_finished_jobs is False
+    settings = ClusterSettings.from_dict({"api_key_secret": "team.key", "keep_finished_jobs": True})
+    assert ClusterSettings.from_dict(settings.to_dict()) == settings
+    with pytest.raises(ConfigurationError, match="keep_finished_jobs takes a bool"):
+        ClusterSettings.from_dict({"keep_finished_jobs": "yes"})
+    with pytest.raises(ConfigurationError, match="is not a Secret's name"):
+        ClusterSettings(api_key_secret="Bad Name")
