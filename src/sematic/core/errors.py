@@ -124,7 +124,12 @@ class ArtifactMissingError(StoreError):
 
 
 class ArtifactCorruptedError(StoreError):
-    """The payload read back does not hash to its artifact id."""
+    """The payload read back does not hash to its artifact id.
+
+    A resolution treats such an artifact (like a missing one) as absent: a cached or
+    recorded output is not reused, its step executes again and storing the output replaces
+    the damaged bytes. Only an input of a pipeline that is rerun cannot be recomputed.
+    """
 
 
 class IllegalTransitionError(SematicError):

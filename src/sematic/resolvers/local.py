@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sematic.core.errors import ConfigurationError, PipelineCanceledError
+from sematic.core.errors import (
+    ArtifactCorruptedError,
+    ArtifactMissingError,
+    ConfigurationError,
+    PipelineCanceledError,
+)
 from sematic.core.future import Future
 from sematic.core.images import ImageMap
 from sematic.core.loading import load_function
@@ -32,7 +37,8 @@ class LocalResolver:
     - ``cache_namespace``: scopes ``cache=True`` reuse (a str, or a callable given the
       root future).
     - ``rerun_from``: a run id of an earlier resolution; that run and everything it
-      influenced execute again, every other recorded output is reused.
+      influenced execute again (``cache=True`` or not), every other recorded output is
+      reused.
     - ``progress``: a live display on the terminal (default: when stderr is a terminal).
     - ``settings``: where runs are kept (default: from the environment; see LocalSettings).
     """
@@ -91,13 +97,15 @@ class LocalResolver:
     def resume(self, root_id: str) -> Any:
         """Finish the pipeline whose root run is ``root_id`` (e.g. after its process died).
 
-        Steps already resolved are not run again; their runs and artifacts are reused.
+        Steps recorded as resolved are not run again; their runs and artifacts are reused
+        and only read (their rows, times and transitions stay as they are).
         """
         settings = self.settings or LocalSettings.from_environment()
         metadata, artifacts = open_stores(settings)
         try:
             root = metadata.get_run(root_id)
-            reuse = Reuse.resume(metadata.runs_of_root(root_id))
+            earlier = metadata.runs_of_root(root_id)
+            reuse = Reuse.resume(earlier)
             recorder = RunRecorder(metadata, artifacts)
             future = _rebuild(root, metadata, recorder, self._main_path())
             if root.state == "RESOLVED" and root.output:
@@ -107,9 +115,9 @@ class LocalResolver:
         finally:
             metadata.close()
         future.id = root_id  # children derive their ids from it: the same runs again
-        return self._resolve(future, reuse)
+        return self._resolve(future, reuse, earlier=earlier)
 
-    def _resolve(self, future: Future, reuse: Reuse) -> Any:
+    def _resolve(self, future: Future, reuse: Reuse, *, earlier: Sequence[RunRecord] = ()) -> Any:
         if not isinstance(future, Future):
             raise ConfigurationError(
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
@@ -117,7 +125,7 @@ class LocalResolver:
         settings = self.settings or LocalSettings.from_environment()
         workers, images_used = self._placement(future, settings)
         metadata, artifacts = open_stores(settings)
-        recorder = RunRecorder(metadata, artifacts, images=images_used)
+        recorder = RunRecorder(metadata, artifacts, images=images_used, earlier=earlier)
         namespace = self.cache_namespace
         executor = LocalExecutor(
             recorder,
@@ -184,10 +192,17 @@ def _rebuild(
 ) -> Future:
     function = load_function(root.function_path, main_path)
     hints = function.input_types
-    kwargs = {
-        name: recorder.load(
-            artifact_id, metadata.get_artifact(artifact_id).type_description, hints[name]
-        )
-        for name, artifact_id in root.inputs.items()
-    }
+    kwargs = {}
+    for name, artifact_id in root.inputs.items():
+        description = metadata.get_artifact(artifact_id).type_description
+        try:
+            kwargs[name] = recorder.load(artifact_id, description, hints[name])
+        except (ArtifactMissingError, ArtifactCorruptedError) as error:
+            # No step computed it: nothing can recompute it, unlike a damaged output.
+            raise type(error)(
+                f"cannot run {root.name} (run {root.id}) again: its input {name!r} is "
+                f"artifact {artifact_id}, whose only copy cannot be read back ({error}). "
+                f"Call {root.name}() again with that input's value instead: storing the "
+                "value again also repairs the artifact."
+            ) from error
     return function(**kwargs)

@@ -22,11 +22,18 @@ from sematic.core.engine import (
     Run,
     Succeeded,
 )
-from sematic.core.errors import InfrastructureError, SematicError, WorkerLostError
+from sematic.core.errors import (
+    ArtifactCorruptedError,
+    ArtifactMissingError,
+    InfrastructureError,
+    SematicError,
+    WorkerLostError,
+)
 from sematic.core.execution import execute_command
+from sematic.core.files import private_folder, write_private
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
-from sematic.core.timeouts import clear_interrupt, interrupt_thread
+from sematic.core.timeouts import Interruptible
 from sematic.executors.processes import Exited, ProcessPool
 from sematic.resolvers.cancel import CancelWatch
 from sematic.resolvers.recording import RunRecorder
@@ -75,7 +82,7 @@ class LocalExecutor:
         self._main = main_script()
         self._watch: CancelWatch | None = None
         self._guard = threading.Lock()
-        self._inline_thread: int | None = None  # set while an inline function runs
+        self._interruptible: Interruptible | None = None  # set while an inline function runs
         self._told = False  # the engine has been told of the cancel
         # Workers get the server's API key in their environment, never in their job file.
         key = settings.api_key if settings.server_url else None
@@ -86,21 +93,23 @@ class LocalExecutor:
         run = command.run
         if self._watch is None:
             self._watch = CancelWatch(self._recorder.metadata, command.root_id, self._canceled)
+        resumed = self._reuse.resumed_output(run.id)
+        if resumed is not None:  # resolved before the resume: its rows are only read
+            if self._take(run, resumed, cache_hit=False):
+                return
+            self._recorder.reopen(run)  # its output is damaged: it executes again
         refs = self._recorder.record_inputs(run, command.kwargs)
         earlier = self._reuse.output_for(run, refs)
-        if earlier is not None:
-            value = self._recorder.reuse_output(run, earlier, cache_hit=False)
-            self._ready.append(Succeeded(run.id, value))
+        if earlier is not None and self._take(run, earlier, cache_hit=False):
             return
         props = run.future.props
         if props.cache:
             key = self._recorder.cache_key(run, refs, self._cache_namespace)
-            self._recorder.sync()  # an earlier run of this resolution may hold the output
-            hit = self._recorder.metadata.find_cached_output(key)
-            if hit is not None:
-                value = self._recorder.reuse_output(run, hit, cache_hit=True)
-                self._ready.append(Succeeded(run.id, value))
-                return
+            if not self._reuse.must_execute(run, refs):  # a rerun's start executes anyway
+                self._recorder.sync()  # an earlier run of this resolution may hold it
+                hit = self._recorder.metadata.find_cached_output(key)
+                if hit is not None and self._take(run, hit, cache_hit=True):
+                    return
         if props.inline:
             self._inline.append(command)
         else:
@@ -144,11 +153,21 @@ class LocalExecutor:
 
     # Internals --------------------------------------------------------------------------
 
+    def _take(self, run: Run, artifact_id: str, *, cache_hit: bool) -> bool:
+        """Resolve ``run`` with a recorded output. False when its payload is missing or
+        fails verification: the run then executes, and storing its output heals it."""
+        try:
+            value = self._recorder.reuse_output(run, artifact_id, cache_hit=cache_hit)
+        except (ArtifactMissingError, ArtifactCorruptedError):
+            return False
+        self._ready.append(Succeeded(run.id, value))
+        return True
+
     def _canceled(self, _reason: str) -> None:
         """Called by the watch thread: interrupt the inline function running, if any."""
         with self._guard:
-            if self._inline_thread is not None:
-                interrupt_thread(self._inline_thread, _Canceled)
+            if self._interruptible is not None:
+                self._interruptible.interrupt(_Canceled())
 
     def _cancel_event(self) -> CancelRequested | None:
         watch = self._watch
@@ -158,19 +177,19 @@ class LocalExecutor:
         return CancelRequested(f"canceled: {watch.reason}")
 
     def _run_inline(self, command: Execute) -> Event:
-        me = threading.get_ident()
+        interruptible = Interruptible()
+        with self._guard:
+            self._interruptible = interruptible
+        if self._watch is not None and self._watch.reason is not None:
+            interruptible.interrupt(_Canceled())  # it came before the line above
         try:
-            with self._guard:
-                self._inline_thread = me
-            try:
-                with captured_output(self._settings.log_path(command.run.id)):
-                    event = execute_command(command)
-            finally:
-                with self._guard:
-                    self._inline_thread = None
-                    clear_interrupt(me)
+            with captured_output(self._settings.log_path(command.run.id)):
+                event = interruptible.run(lambda: execute_command(command))
         except _Canceled:
             return self._cancel_event() or CancelRequested("canceled")
+        finally:
+            with self._guard:
+                self._interruptible = None
         self._logs.ship(command.run.id)
         return self._cancel_event() or event
 
@@ -178,7 +197,7 @@ class LocalExecutor:
         run = command.run
         if self._jobs_dir is None:
             self._jobs_dir = self._settings.jobs / command.root_id
-            self._jobs_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(self._jobs_dir)
         result_path = self._jobs_dir / f"{run.id}-{run.attempts}.result.json"
         return WorkerJob(
             run_id=run.id,
@@ -259,7 +278,7 @@ class ProcessWorkers:
 
     def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
         job_path = Path(job.result_path).with_suffix(".job")
-        job_path.write_text(job.to_json())
+        write_private(job_path, job.to_json())
         argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
         self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id), env)
 

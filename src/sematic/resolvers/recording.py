@@ -8,6 +8,7 @@ import inspect
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 from sematic.core.engine import Run, State
@@ -19,7 +20,12 @@ from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.core.props import FunctionProps
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.resources import ResourceRequirements
+from sematic.resolvers.reuse import is_final
 from sematic.storage.serialization import Serialized, deserialize, serialize, verify
+
+# How often buffered changes are written: a step that finished less than this before its
+# resolver was killed may have no record of it, and runs again on resume (see the README).
+FLUSH_INTERVAL_S = 0.05
 
 
 def requirements_json(requirements: ResourceRequirements | None) -> dict[str, Any] | None:
@@ -44,6 +50,10 @@ class RunRecorder:
     payloads first, then the metadata in one transaction, so a run never points at a
     payload that is not there and the engine never waits on the disk. ``sync`` writes
     everything now (before a worker starts, before a cache lookup, and at the end).
+
+    ``earlier``: the runs already recorded, when resuming a pipeline. A run that resolved
+    then is only read, never written again (no row update, no transition); the others keep
+    their row's ``created_at`` and ``started_at`` and add the transitions they go through.
     """
 
     def __init__(
@@ -51,8 +61,9 @@ class RunRecorder:
         metadata: MetadataStore,
         artifacts: ArtifactStore,
         *,
-        interval: float = 0.05,
+        interval: float = FLUSH_INTERVAL_S,
         images: ImageMap | None = None,
+        earlier: Iterable[RunRecord] = (),
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
@@ -73,12 +84,20 @@ class RunRecorder:
         self._outputs: dict[str, _Output] = {}
         self._stored: set[str] = set()
         self._sources: dict[int, tuple[str | None, str]] = {}
+        self._final: dict[str, RunRecord] = {}  # resumed runs that resolved: read only
+        for record in earlier:
+            if is_final(record):
+                self._final[record.id] = record
+            else:
+                self._records[record.id] = record
 
     # Observer ---------------------------------------------------------------------------
 
     def state_changed(
         self, *, run: Run, old: State, new: State, root_id: str, value: Any = None, **_: Any
     ) -> None:
+        if run.id in self._final:
+            return
         with self._lock:
             self._state_changed(run, new, root_id, value)
 
@@ -88,6 +107,11 @@ class RunRecorder:
         changes: dict[str, Any] = {"state": new.value, "updated_at": now}
         if new is State.SCHEDULED and record.started_at is None:
             changes["started_at"] = now
+        if new is State.SCHEDULED and record.ended_at is not None:
+            # Resumed after it had failed or been canceled: it is no longer finished.
+            changes.update(
+                ended_at=None, exception_type=None, exception_message=None, traceback=None
+            )
         if new in (State.RESOLVED, State.FAILED, State.NESTED_FAILED, State.CANCELED):
             changes["ended_at"] = now
         if new is State.RESOLVED:
@@ -175,6 +199,14 @@ class RunRecorder:
 
     # Used by the executor ---------------------------------------------------------------
 
+    def reopen(self, run: Run) -> None:
+        """``run`` resolved before the resume but executes again (its recorded output
+        cannot be read back): record it from now on, from the state it is in."""
+        with self._lock:
+            record = self._final.pop(run.id)
+            self._records[run.id] = record
+            self._state_changed(run, run.state, record.root_id, None)
+
     def record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:
         """Store the run's input values as artifacts (once each); return their references."""
         with self._lock:
@@ -215,7 +247,8 @@ class RunRecorder:
         hint = run.future.function.output_type
         with self._lock:
             self._outputs[run.id] = _Output(artifact_id, hint, artifact.type_description)
-            self._update(self._records[run.id], {"cache_hit": cache_hit})
+            if run.id not in self._final:
+                self._update(self._records[run.id], {"cache_hit": cache_hit})
         return value
 
     def worker_output(self, run: Run, artifact: dict[str, Any]) -> Any:

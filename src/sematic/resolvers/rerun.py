@@ -1,4 +1,14 @@
-"""Running a recorded pipeline again: with its recorded inputs, optionally from one run on."""
+"""Running a recorded pipeline again: with its recorded inputs, optionally from one run on.
+
+Two halves, so that a server can offer reruns without ever running user code:
+
+- ``check_rerun`` reads metadata only (the runs exist, ``start`` belongs to the pipeline,
+  the pipeline's function can be imported again). A server calls it before it hands the
+  rerun to a starter.
+- ``prepare_rerun`` imports the pipeline's function and reads its inputs back
+  (deserializing them): only the process that will run the pipeline does this, as the
+  user (``sematic rerun``, or the background process ``BackgroundRerun`` starts).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +16,38 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
 from sematic.core.errors import ConfigurationError
+from sematic.core.files import private_folder, private_opener
 from sematic.core.future import Future
-from sematic.resolvers.local import rebuild_pipeline
+from sematic.core.ports import MetadataStore
+from sematic.core.records import RunRecord
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+_MAIN_MODULES = ("__main__", "__mp_main__")
+
+
+def check_rerun(metadata: MetadataStore, run_id: str, start: str | None = None) -> RunRecord:
+    """The root run of RUN_ID's pipeline, if it can be rerun (from ``start``).
+
+    RunNotFoundError for unknown runs; ConfigurationError when ``start`` is in another
+    pipeline or the pipeline was defined in a script run as ``__main__``. Reads metadata
+    only: nothing is imported and no payload is read.
+    """
+    root = metadata.get_run(metadata.get_run(run_id).root_id)
+    if start is not None and metadata.get_run(start).root_id != root.id:
+        raise ConfigurationError(f"run {start} is not part of the pipeline {root.id}")
+    if root.function_path.rpartition(".")[0] in _MAIN_MODULES:
+        raise ConfigurationError(
+            f"{root.name} was defined in a script run as __main__ and cannot be imported "
+            "again; move it into a module to rerun it"
+        )
+    return root
 
 
 def prepare_rerun(
@@ -24,48 +56,52 @@ def prepare_rerun(
     """The future of RUN_ID's pipeline called again with its recorded inputs, and the run
     to rerun from (``start``, or the root).
 
-    The inputs are read back as ``LocalResolver.resume`` reads them (each payload verified
-    against its artifact id).
+    This imports the pipeline's module and reads its inputs back as
+    ``LocalResolver.resume`` does (each payload verified against its artifact id): call it
+    only in the process that runs the pipeline, never in a server.
     """
+    from sematic.resolvers.local import rebuild_pipeline
+
     with SqlMetadataStore(settings.database_url) as metadata:
-        root = metadata.get_run(metadata.get_run(run_id).root_id)
-        if start is not None and metadata.get_run(start).root_id != root.id:
-            raise ConfigurationError(f"run {start} is not part of the pipeline {root.id}")
-    if root.function_path.rpartition(".")[0] in ("__main__", "__mp_main__"):
-        raise ConfigurationError(
-            f"{root.name} was defined in a script run as __main__ and cannot be imported "
-            "again; move it into a module to rerun it"
-        )
+        root = check_rerun(metadata, run_id, start)
     return rebuild_pipeline(root.id, settings), start or root.id
 
 
-def start_rerun(settings: LocalSettings, run_id: str, start: str | None = None) -> str:
-    """Rerun RUN_ID's pipeline in a background process (``sematic rerun``); return the id
-    the new root run will have. Its output goes to ``$SEMATIC_HOME/logs/rerun-ID.log``.
+class BackgroundRerun:
+    """Starts each rerun as a ``sematic rerun`` process of its own, as the user who runs
+    this one, in its working directory: the new process imports the pipeline and reads its
+    inputs, this one never does.
 
-    What can be checked at once is (unknown runs, a ``start`` from another pipeline, a
-    pipeline defined in ``__main__``) raises here instead.
+    Called with (root run id, run to rerun from or None), it returns the id the new root
+    run will have, at once. The process's output goes to
+    ``$SEMATIC_HOME/logs/rerun-NEW_ROOT.log``; it is reaped by a thread of its own.
     """
-    prepare_rerun(settings, run_id, start)
-    new_root = uuid.uuid4().hex
-    argv = [sys.executable, "-m", "sematic.cli", "rerun", run_id, "--root-id", new_root]
-    if start is not None:
-        argv += ["--from", start]
-    log = settings.logs / f"rerun-{new_root}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as output:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=Path.cwd(),
-            env={
-                **os.environ,
-                "SEMATIC_HOME": str(settings.home),
-                "SEMATIC_DATABASE_URL": settings.database_url,
-                "SEMATIC_ARTIFACT_URL": settings.artifact_url,
-            },
-        )
-    return new_root
+
+    def __init__(self, settings: LocalSettings, cwd: Path | None = None) -> None:
+        self.settings = settings
+        self.cwd = cwd or Path.cwd()
+
+    def __call__(self, run_id: str, start: str | None) -> str:
+        new_root = uuid.uuid4().hex
+        argv = [sys.executable, "-m", "sematic.cli", "rerun", run_id, "--root-id", new_root]
+        if start is not None:
+            argv += ["--from", start]
+        log = self.settings.logs / f"rerun-{new_root}.log"
+        private_folder(log.parent)
+        with open(log, "ab", opener=private_opener) as output:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+                env={
+                    **os.environ,
+                    "SEMATIC_HOME": str(self.settings.home),
+                    "SEMATIC_DATABASE_URL": self.settings.database_url,
+                    "SEMATIC_ARTIFACT_URL": self.settings.artifact_url,
+                },
+            )
+        threading.Thread(target=process.wait, name=f"rerun-{new_root}", daemon=True).start()
+        return new_root

@@ -3,7 +3,10 @@
 Layout: ``<root>/<id[:2]>/<id>``. A payload is written under a temporary name in its final
 folder and then renamed, so a reader never sees a partial file under an artifact id; a
 crash can leave a ``.<id>.<random>.tmp`` file behind, never a wrong artifact. Ids are
-content hashes, so a payload already present is never written again.
+content hashes, so the bytes stored under an id can only be right or damaged: ``put`` of an
+id already stored compares what is there with the payload (sizes first, then bytes) and
+keeps it when equal, or replaces it, the same atomic way, when it was altered or truncated.
+A damaged artifact is healed by storing it again.
 
 By default nothing is fsynced: a written artifact is as durable as the operating system's
 page cache (it survives the process, not necessarily a power cut). Pass ``fsync=True`` to
@@ -23,13 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sematic.core.errors import ArtifactMissingError, ConfigurationError
+from sematic.core.files import FILE_MODE, private_folder
 
 if TYPE_CHECKING:
-    from sematic.core.ports import ArtifactStore
+    from sematic.core.ports import ArtifactStore, PayloadUpload, StreamingArtifactStore
 
 _ID = re.compile(r"[0-9a-f]{64}")
 _LOCAL_PREFIX = "file://"
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows
+_CHUNK = 1024 * 1024  # bytes compared at a time when a payload is already stored
 
 
 def default_artifact_url() -> str:
@@ -116,17 +121,27 @@ class FsspecArtifactStore:
             return os.path.exists(os.path.join(self._root, artifact_id[:2], artifact_id))
         return bool(self._fs.exists(self._fs_path(artifact_id)))
 
+    # Streamed puts (the server's uploads): see ``_LocalUpload`` and ``_FsspecUpload``.
+    def open_upload(self, artifact_id: str) -> PayloadUpload:
+        """A payload stored a chunk at a time under a temporary name; ``commit`` renames it
+        to the id, replacing what was there (the caller has checked the bytes)."""
+        _check_id(artifact_id)
+        if self._root is not None:
+            folder = os.path.join(self._root, artifact_id[:2])
+            return _LocalUpload(folder, artifact_id, fsync=self._fsync)
+        return _FsspecUpload(self._fs, self._fs_path(artifact_id))
+
     def _put_local(self, folder: str, artifact_id: str, payload: bytes) -> None:
         final = os.path.join(folder, artifact_id)
-        if os.path.exists(final):
+        if _holds(final, payload):
             return
         temporary = os.path.join(folder, _temporary_name(artifact_id))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
         try:
-            descriptor = os.open(temporary, flags, 0o644)
+            descriptor = os.open(temporary, flags, FILE_MODE)
         except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            descriptor = os.open(temporary, flags, 0o644)
+            private_folder(folder)
+            descriptor = os.open(temporary, flags, FILE_MODE)
         try:
             try:
                 _write_all(descriptor, payload)
@@ -144,7 +159,7 @@ class FsspecArtifactStore:
 
     def _put_fsspec(self, artifact_id: str, payload: bytes) -> None:
         final = self._fs_path(artifact_id)
-        if self._fs.exists(final):
+        if self._fs_holds(final, payload):
             return
         folder = final.rpartition("/")[0]
         self._fs.makedirs(folder, exist_ok=True)
@@ -158,6 +173,15 @@ class FsspecArtifactStore:
                 self._fs.rm(temporary)
             raise
 
+    def _fs_holds(self, path: str, payload: bytes) -> bool:
+        """Whether ``path`` holds exactly ``payload`` (False: absent, truncated, altered)."""
+        try:
+            if int(self._fs.size(path)) != len(payload):
+                return False
+            return bytes(self._fs.cat_file(path)) == payload
+        except FileNotFoundError:
+            return False
+
     def _fs_path(self, artifact_id: str) -> str:
         return f"{self._fs_root}/{artifact_id[:2]}/{artifact_id}"
 
@@ -167,6 +191,28 @@ def _write_all(descriptor: int, payload: bytes) -> None:
     while view:
         written = os.write(descriptor, view)
         view = view[written:]
+
+
+def _holds(path: str, payload: bytes) -> bool:
+    """Whether the file at ``path`` holds exactly ``payload`` (False: absent, truncated,
+    altered). Compares its size first, then its bytes a chunk at a time."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | _BINARY)
+    except FileNotFoundError:
+        return False
+    try:
+        if os.fstat(descriptor).st_size != len(payload):
+            return False
+        view = memoryview(payload)
+        offset = 0
+        while offset < len(view):
+            chunk = os.read(descriptor, min(_CHUNK, len(view) - offset))
+            if not chunk or view[offset : offset + len(chunk)] != chunk:
+                return False
+            offset += len(chunk)
+        return True
+    finally:
+        os.close(descriptor)
 
 
 def _read_all(path: str) -> bytes:
@@ -210,7 +256,8 @@ class InMemoryArtifactStore:
 
     def put(self, artifact_id: str, payload: bytes, *, type_key: str | None = None) -> None:
         with self._lock:
-            self._payloads.setdefault(artifact_id, bytes(payload))
+            if self._payloads.get(artifact_id) != payload:  # absent, or damaged: replaced
+                self._payloads[artifact_id] = bytes(payload)
 
     def put_many(
         self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
@@ -227,10 +274,120 @@ class InMemoryArtifactStore:
     def exists(self, artifact_id: str) -> bool:
         return artifact_id in self._payloads
 
+    def open_upload(self, artifact_id: str) -> PayloadUpload:
+        return _MemoryUpload(self, artifact_id)
+
+    def _commit(self, artifact_id: str, payload: bytes) -> None:
+        with self._lock:
+            self._payloads[artifact_id] = payload
+
+
+# Streamed puts: one payload written a chunk at a time, visible only once committed.
+
+
+class _LocalUpload:
+    def __init__(self, folder: str, artifact_id: str, *, fsync: bool) -> None:
+        self._folder = folder
+        self._final = os.path.join(folder, artifact_id)
+        self._temporary = os.path.join(folder, _temporary_name(artifact_id))
+        self._fsync = fsync
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
+        private_folder(folder)
+        self._descriptor: int | None = os.open(self._temporary, flags, FILE_MODE)
+        self._finished = False
+
+    def write(self, chunk: bytes) -> None:
+        if self._descriptor is None:
+            raise ValueError("write to an upload that was committed or aborted")
+        _write_all(self._descriptor, chunk)
+
+    def commit(self) -> None:
+        if self._descriptor is None:
+            raise ValueError("commit of an upload that was committed or aborted")
+        descriptor, self._descriptor = self._descriptor, None
+        try:
+            if self._fsync:
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(self._temporary, self._final)
+        self._finished = True
+        if self._fsync:
+            _fsync_folder(self._folder)
+
+    def abort(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+        if not self._finished:
+            self._finished = True
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
+
+
+class _FsspecUpload:
+    def __init__(self, fs: Any, final: str) -> None:
+        self._fs = fs
+        self._final = final
+        folder, _, name = final.rpartition("/")
+        fs.makedirs(folder, exist_ok=True)
+        self._temporary = f"{folder}/{_temporary_name(name)}"
+        self._file: Any = fs.open(self._temporary, "wb")
+        self._finished = False
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            raise ValueError("write to an upload that was committed or aborted")
+        self._file.write(chunk)
+
+    def commit(self) -> None:
+        if self._file is None:
+            raise ValueError("commit of an upload that was committed or aborted")
+        file, self._file = self._file, None
+        file.close()
+        self._fs.mv(self._temporary, self._final)
+        self._finished = True
+
+    def abort(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+        if not self._finished:
+            self._finished = True
+            with contextlib.suppress(Exception):
+                self._fs.rm(self._temporary)
+
+
+class _MemoryUpload:
+    def __init__(self, store: InMemoryArtifactStore, artifact_id: str) -> None:
+        self._store = store
+        self._artifact_id = artifact_id
+        self._chunks: list[bytes] | None = []
+
+    def write(self, chunk: bytes) -> None:
+        if self._chunks is None:
+            raise ValueError("write to an upload that was committed or aborted")
+        self._chunks.append(bytes(chunk))
+
+    def commit(self) -> None:
+        if self._chunks is None:
+            raise ValueError("commit of an upload that was committed or aborted")
+        chunks, self._chunks = self._chunks, None
+        self._store._commit(self._artifact_id, b"".join(chunks))
+
+    def abort(self) -> None:
+        self._chunks = None
+
 
 if TYPE_CHECKING:
 
     def _implements_the_port(
         fsspec_store: FsspecArtifactStore, memory_store: InMemoryArtifactStore
     ) -> tuple[ArtifactStore, ArtifactStore]:
+        return fsspec_store, memory_store
+
+    def _stream_uploads(
+        fsspec_store: FsspecArtifactStore, memory_store: InMemoryArtifactStore
+    ) -> tuple[StreamingArtifactStore, StreamingArtifactStore]:
         return fsspec_store, memory_store

@@ -63,8 +63,12 @@ def test_put_get_exists(store: Store) -> None:
 def test_put_is_idempotent(store: Store) -> None:
     artifact_id = an_id("same")
     store.put(artifact_id, b"first")
-    store.put(artifact_id, b"second")  # same id means same content: the first write stays
+    store.put(artifact_id, b"first")  # same id, same content: stored once
     assert store.get(artifact_id) == b"first"
+    # Different bytes under the same id mean the stored ones were damaged: replaced
+    # (test_artifact_healing.py).
+    store.put(artifact_id, b"fixed")
+    assert store.get(artifact_id) == b"fixed"
 
 
 def test_a_missing_artifact_is_a_clear_error(store: Store) -> None:

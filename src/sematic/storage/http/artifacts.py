@@ -28,6 +28,8 @@ class HttpArtifactStore:
     ``put`` uploads (``PUT /api/v1/artifacts/ID/payload``) with the type key the id was
     computed from: the server checks the payload against its id before storing it, so it
     needs the key. ``put_many`` sends many in one request (``POST /api/v1/payloads``).
+    Neither asks first whether the server has the payload: it would answer yes for a damaged
+    copy, which the upload replaces (how a recomputed output heals the server's store).
     ``get`` and ``exists`` read the server's store directly
     (``GET``/``HEAD /api/v1/payloads/ID``), also before the artifact is recorded.
     """

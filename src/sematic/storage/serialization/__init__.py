@@ -164,8 +164,9 @@ def verify(artifact_id: str, type_description: dict[str, Any], payload: bytes) -
     if actual != artifact_id:
         raise ArtifactCorruptedError(
             f"artifact {artifact_id}: the stored payload ({len(payload)} bytes) hashes to "
-            f"{actual}; it was altered or truncated. Delete it from the artifact store and "
-            "run the pipeline again to recompute it."
+            f"{actual}; it was altered or truncated. Running the pipeline again recomputes "
+            "it and replaces the stored bytes (an input of the pipeline: call the pipeline "
+            "again with that value)."
         )
 
 
