@@ -38,21 +38,35 @@ def request_cancel(metadata: MetadataStore, run_id: str, reason: str) -> RunReco
 
 def force_cancel(metadata: MetadataStore, root_id: str, reason: str) -> int:
     """Mark every unfinished run of the pipeline ``root_id`` CANCELED; return how many."""
+    return end_unfinished(metadata, root_id, State.CANCELED, reason)
+
+
+def end_unfinished(
+    metadata: MetadataStore,
+    root_id: str,
+    state: State,
+    reason: str,
+    *,
+    exception_type: str | None = None,
+) -> int:
+    """Move every unfinished run of the pipeline ``root_id`` to ``state`` now; return how
+    many. With ``exception_type``, each run's error becomes that type and ``reason``;
+    without, a run keeps its own error message, else gets ``reason``."""
     now = time.time()
     unfinished = [run for run in metadata.runs_of_root(root_id) if run.state not in _FINISHED]
-    canceled = State.CANCELED.value
     metadata.write(
         runs=[
             dataclasses.replace(
                 run,
-                state=canceled,
+                state=state.value,
                 updated_at=now,
                 ended_at=now,
-                exception_message=run.exception_message or reason,
+                exception_type=exception_type or run.exception_type,
+                exception_message=reason if exception_type else (run.exception_message or reason),
             )
             for run in unfinished
         ],
-        transitions=[TransitionRecord(run.id, canceled, now) for run in unfinished],
+        transitions=[TransitionRecord(run.id, state.value, now) for run in unfinished],
     )
     return len(unfinished)
 

@@ -22,6 +22,7 @@ from sematic.core.ports import MetadataStore
 from sematic.core.records import EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
+from sematic.resolvers.cancel import end_unfinished
 from sematic.resolvers.rerun import check_rerun
 
 
@@ -116,17 +117,7 @@ class ClusterRerun:
             )
         except Exception as error:
             why = f"cannot start the rerun's driver Job: {type(error).__name__}: {error}"
-            _fail(self.metadata, new_id, why)
+            error_type = f"{ConfigurationError.__module__}.{ConfigurationError.__qualname__}"
+            end_unfinished(self.metadata, new_id, State.FAILED, why, exception_type=error_type)
             raise ConfigurationError(f"{why} (check the server's cluster settings)") from error
         return new_id
-
-
-def _fail(metadata: MetadataStore, root_id: str, why: str) -> None:
-    now = time.time()
-    root = metadata.get_run(root_id)
-    failed = dataclasses.replace(
-        root, state=State.FAILED.value, updated_at=now, ended_at=now,
-        exception_type=f"{ConfigurationError.__module__}.{ConfigurationError.__qualname__}",
-        exception_message=why,
-    )  # fmt: skip
-    metadata.write(runs=[failed], transitions=[TransitionRecord(root_id, failed.state, now)])

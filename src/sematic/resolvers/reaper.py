@@ -22,7 +22,6 @@ root is recorded).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 import time
@@ -33,8 +32,9 @@ from typing import TYPE_CHECKING, Protocol
 from sematic.core.engine import TERMINAL, State
 from sematic.core.errors import RunNotFoundError, WorkerLostError
 from sematic.core.ports import MetadataStore
-from sematic.core.records import RunRecord, TransitionRecord
+from sematic.core.records import RunRecord
 from sematic.kubernetes.manifests import ClusterSettings, driver_job_name, label_value
+from sematic.resolvers.cancel import end_unfinished
 
 if TYPE_CHECKING:
     from sematic.kubernetes.pipelines import JobState
@@ -184,28 +184,11 @@ def reap(
 def fail_pipeline(metadata: MetadataStore, root_id: str, why: str) -> int:
     """Mark every unfinished run of the pipeline ``root_id`` FAILED because its driver is
     gone; return how many."""
-    now = time.time()
     message = (
         f"{DRIVER_GONE}: the pipeline's driver is gone for good: {why}; its Jobs were "
         "deleted and its unfinished runs marked FAILED. Run the pipeline again."
     )
-    unfinished = [r for r in metadata.runs_of_root(root_id) if r.state not in _FINISHED]
-    failed = State.FAILED.value
-    metadata.write(
-        runs=[
-            dataclasses.replace(
-                run,
-                state=failed,
-                updated_at=now,
-                ended_at=now,
-                exception_type=_ERROR_TYPE,
-                exception_message=message,
-            )
-            for run in unfinished
-        ],
-        transitions=[TransitionRecord(run.id, failed, now) for run in unfinished],
-    )
-    return len(unfinished)
+    return end_unfinished(metadata, root_id, State.FAILED, message, exception_type=_ERROR_TYPE)
 
 
 def reap_cluster(
