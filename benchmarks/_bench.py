@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmark scripts: timing, import time and table printing.
+"""Small helpers shared by the benchmark scripts: timing, import time, table printing and
+a Sematic server to measure.
 
 Only the standard library is used, so the Sematic 0.41 reference script can import this
 module from another virtualenv.
@@ -10,8 +11,10 @@ import gc
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 
 def best_of(repeats: int, run: Callable[[], tuple[float, ...]]) -> tuple[float, ...]:
@@ -96,3 +99,33 @@ def ms(seconds: float) -> str:
 
 def ns_per(seconds: float, count: int) -> str:
     return f"{seconds * 1e9 / count:,.0f}"
+
+
+SERVER_READY = "sematic server listening on "
+
+
+def start_server(home: Path, source: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m sematic.server --port 0`` of the package in ``source``, keeping its runs
+    in ``home`` (no other ``SEMATIC_*`` setting); returns the process and its base URL."""
+    home.mkdir(parents=True, exist_ok=True)
+    output = home / "server.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_")}
+    env.update(SEMATIC_HOME=str(home), PYTHONPATH=str(source))
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sematic.server", "--port", "0"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in output.read_text().splitlines():
+            if line.startswith(SERVER_READY):
+                return process, line.removeprefix(SERVER_READY).strip()
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the server did not start: {output.read_text()}")

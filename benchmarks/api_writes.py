@@ -18,7 +18,6 @@ import collections
 import gc
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,39 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 
-from _bench import print_table
+from _bench import print_table, start_server
 from local_pipelines import chain, fan_out
 from sematic import LocalResolver
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
 
 SHAPES = {"chain": chain, "fan-out": fan_out}
-READY = "sematic server listening on "
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    home.mkdir(parents=True, exist_ok=True)
-    output = home / "server.out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_")}
-    env.update(SEMATIC_HOME=str(home), PYTHONPATH=str(ROOT / "src"))
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sematic.server", "--port", "0"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in output.read_text().splitlines():
-            if line.startswith(READY):
-                return process, line.removeprefix(READY).strip()
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"the server did not start: {output.read_text()}")
 
 
 class RequestCounter:
@@ -134,7 +108,7 @@ def main() -> None:
             base / "direct", f"sqlite:///{base / 'direct' / 'db.sqlite3'}", str(base / "direct/a")
         )
         server_home = base / "server"
-        process, url = start_server(server_home)
+        process, url = start_server(server_home, ROOT / "src")
         try:
             # The server's database, read back to check what was recorded through the API.
             server_db = LocalSettings(

@@ -8,19 +8,18 @@ when idle, ``VmHWM`` (the peak) after the request. The cases:
 - ``POST /api/v1/write``: a body of JSON whitespace, past the 256 MiB cap;
 - ``PUT /api/v1/artifacts/ID/payload``: a valid 400 MB payload (under the 2 GiB default cap).
 
-With ``--old`` (default: the source of git's HEAD, extracted with ``git archive`` into a
-temporary folder), the same is measured for that version beside this one. Linux only.
+The same is measured beside this one for an older version: ``--old-rev REV`` (default
+``929be59``, the last commit before bodies were capped while streaming), extracted with
+``git archive`` into a temporary folder, or ``--old PATH`` to its ``src``. Linux only.
 
-    python benchmarks/server_body_limits.py [--old PATH_TO_OLD_SRC | --no-old]
+    python benchmarks/server_body_limits.py [--old-rev REV | --old PATH_TO_OLD_SRC | --no-old]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,10 +28,10 @@ from urllib.parse import quote
 
 import httpx
 
-from _bench import print_table
+from _bench import print_table, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-READY = "sematic server listening on "
+BEFORE_CAPS = "929be59"
 SIZE = 400 * 1024 * 1024
 CHUNK = 1024 * 1024
 TYPE_KEY = "sematic-artifact/1\njson\nbytes"
@@ -63,27 +62,8 @@ def _measure(source: Path, case: str, artifact_id: str) -> tuple[int, int, str]:
     """(idle RSS, peak RSS, answer) of a fresh server on ``source`` for one case."""
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_")},
-            "SEMATIC_HOME": str(home),
-            "PYTHONPATH": str(source),
-        }
-        output = home / "server.out"
-        with output.open("wb") as sink:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "sematic.server", "--port", "0"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=home,
-            )
+        server, url = start_server(home, source)
         try:
-            deadline = time.monotonic() + 30
-            while READY not in output.read_text():
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not start: {output.read_text()}")
-                time.sleep(0.02)
-            url = output.read_text().split(READY)[1].split()[0]
             with httpx.Client(base_url=url + "/api/v1", timeout=300) as client:
                 client.get("/health").raise_for_status()
                 time.sleep(0.5)
@@ -117,12 +97,14 @@ def _measure(source: Path, case: str, artifact_id: str) -> tuple[int, int, str]:
             server.wait(30)
 
 
-def _old_source(given: str | None) -> tuple[Path | None, tempfile.TemporaryDirectory[str] | None]:
+def _old_source(
+    given: str | None, revision: str
+) -> tuple[Path | None, tempfile.TemporaryDirectory[str] | None]:
     if given:
         return Path(given), None
     folder = tempfile.TemporaryDirectory()
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "HEAD", "src"], capture_output=True, check=False
+        ["git", "-C", str(ROOT), "archive", revision, "src"], capture_output=True, check=False
     )
     if archive.returncode != 0:
         folder.cleanup()
@@ -134,11 +116,14 @@ def _old_source(given: str | None) -> tuple[Path | None, tempfile.TemporaryDirec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", metavar="SRC", help="the old version's src folder")
+    parser.add_argument("--old-rev", default=BEFORE_CAPS, metavar="REV", help="git revision")
     parser.add_argument("--no-old", action="store_true", help="measure this version only")
     args = parser.parse_args()
-    old, keep = (None, None) if args.no_old else _old_source(args.old)
+    old, keep = (None, None) if args.no_old else _old_source(args.old, args.old_rev)
     artifact_id = _payload_id()
-    versions = [("this version", ROOT / "src")] + ([("old (HEAD)", old)] if old else [])
+    versions = [("this version", ROOT / "src")] + (
+        [(f"old ({args.old or args.old_rev})", old)] if old else []
+    )
     rows = []
     try:
         for case, label in (("write", "POST /write"), ("payload", "PUT /artifacts/ID/payload")):
