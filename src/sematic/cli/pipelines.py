@@ -62,16 +62,21 @@ def rerun(run_id: str, from_run: str | None, root_id: str | None) -> None:
     imported from the current directory or the installed packages.
     """
     from sematic.resolvers.local import LocalResolver
-    from sematic.resolvers.rerun import RUN_ID, prepare_rerun
+    from sematic.resolvers.rerun import RUN_ID, prepare_rerun, record_failed_rerun
     from sematic.resolvers.settings import LocalSettings
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules import
     settings = LocalSettings.from_environment()
-    future, start = prepare_rerun(settings, run_id, from_run)
+    if root_id is not None and not RUN_ID.fullmatch(root_id):
+        raise CliError(f"--root-id takes 32 lowercase hex digits, not {root_id!r}")
+    try:
+        future, start = prepare_rerun(settings, run_id, from_run)
+    except Exception as error:
+        if root_id is not None:  # asked for through the API: the new root shows why
+            record_failed_rerun(settings, run_id, root_id, error)
+        raise
     if root_id is not None:
-        if not RUN_ID.fullmatch(root_id):
-            raise CliError(f"--root-id takes 32 lowercase hex digits, not {root_id!r}")
         future.id = root_id
     value = LocalResolver(rerun_from=start, settings=settings).resolve(future)
     click.echo(f"new root run: {future.id}")

@@ -10,20 +10,18 @@ rebuilt from the images its runs recorded. The driver pod loads the inputs, and 
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from collections.abc import Iterable
 
 from sematic.core.engine import State
 from sematic.core.errors import ConfigurationError
 from sematic.core.images import DEFAULT_TAG
 from sematic.core.ports import MetadataStore
-from sematic.core.records import EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.records import RunRecord
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
 from sematic.resolvers.cancel import end_unfinished
-from sematic.resolvers.rerun import check_rerun
+from sematic.resolvers.rerun import check_rerun, record_rerun_root
 
 
 def recorded_images(runs: Iterable[RunRecord], driver_image: str) -> dict[str, str]:
@@ -33,23 +31,6 @@ def recorded_images(runs: Iterable[RunRecord], driver_image: str) -> dict[str, s
         if not run.inline and run.container_image:
             images[run.base_image_tag or DEFAULT_TAG] = run.container_image
     return images
-
-
-def record_rerun_root(metadata: MetadataStore, root: RunRecord, new_id: str) -> RunRecord:
-    """A new root run: ``root``'s function and input artifacts, CREATED now."""
-    now = time.time()
-    record = dataclasses.replace(
-        root, id=new_id, root_id=new_id, parent_id=None, state=State.CREATED.value,
-        created_at=now, updated_at=now, started_at=None, ended_at=None, output=None,
-        nested_run_id=None, cache_key=None, cache_hit=False, exception_type=None,
-        exception_message=None, traceback=None,
-    )  # fmt: skip
-    metadata.write(
-        runs=[record],
-        transitions=[TransitionRecord(new_id, State.CREATED.value, now)],
-        edges=[EdgeRecord(None, new_id, name, artifact) for name, artifact in root.inputs.items()],
-    )
-    return record
 
 
 class ClusterRerun:

@@ -12,19 +12,23 @@ Two halves, so that a server can offer reruns without ever running user code:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
+from sematic.core.engine import State
 from sematic.core.errors import ConfigurationError
 from sematic.core.files import private_folder, private_opener
 from sematic.core.future import Future
 from sematic.core.ports import MetadataStore
-from sematic.core.records import RunRecord
+from sematic.core.records import EdgeRecord, RunRecord, TransitionRecord
+from sematic.resolvers.cancel import end_unfinished
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
 
@@ -65,6 +69,38 @@ def prepare_rerun(
     with SqlMetadataStore(settings.database_url) as metadata:
         root = check_rerun(metadata, run_id, start)
     return rebuild_pipeline(root.id, settings), start or root.id
+
+
+def record_rerun_root(metadata: MetadataStore, root: RunRecord, new_id: str) -> RunRecord:
+    """A new root run: ``root``'s function and input artifacts, CREATED now."""
+    now = time.time()
+    record = dataclasses.replace(
+        root, id=new_id, root_id=new_id, parent_id=None, state=State.CREATED.value,
+        created_at=now, updated_at=now, started_at=None, ended_at=None, output=None,
+        nested_run_id=None, cache_key=None, cache_hit=False, exception_type=None,
+        exception_message=None, traceback=None,
+    )  # fmt: skip
+    metadata.write(
+        runs=[record],
+        transitions=[TransitionRecord(new_id, State.CREATED.value, now)],
+        edges=[EdgeRecord(None, new_id, name, artifact) for name, artifact in root.inputs.items()],
+    )
+    return record
+
+
+def record_failed_rerun(
+    settings: LocalSettings, run_id: str, new_root: str, error: BaseException
+) -> None:
+    """Record the rerun ``new_root`` of RUN_ID's pipeline as FAILED with ``error``: the
+    rerun was asked for through the API (which answered with ``new_root`` at once) but its
+    process could not start the pipeline (its module no longer imports, an input no longer
+    type-checks or reads back), so whoever watches ``new_root`` sees why."""
+    with SqlMetadataStore(settings.database_url) as metadata:
+        root = metadata.get_run(metadata.get_run(run_id).root_id)
+        record_rerun_root(metadata, root, new_root)
+        error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+        why = f"the rerun could not start: {type(error).__name__}: {error}"
+        end_unfinished(metadata, new_root, State.FAILED, why, exception_type=error_type)
 
 
 class BackgroundRerun:

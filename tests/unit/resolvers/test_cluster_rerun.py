@@ -13,7 +13,8 @@ import pytest
 from sematic.core.errors import ConfigurationError
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.kubernetes.manifests import ClusterSettings
-from sematic.resolvers.cluster_rerun import ClusterRerun, record_rerun_root, recorded_images
+from sematic.resolvers.cluster_rerun import ClusterRerun, recorded_images
+from sematic.resolvers.rerun import record_rerun_root
 from sematic.storage.sql import SqlMetadataStore
 
 OLD = "a" * 32

@@ -30,6 +30,7 @@ from sematic.core.records import ArtifactRecord, RunRecord, TransitionRecord
 from sematic.server import guard
 from sematic.storage.http import wire
 from sematic.storage.serialization import serialize
+from sematic.storage.sql import SqlMetadataStore
 from tests.unit.server.conftest import Server, server_env, start_server
 
 KEY = "trust-test-key"
@@ -65,7 +66,9 @@ def _audited(home: Path, audit: Path, *args: str, env: dict[str, str] | None = N
     return start_server(home, *args, env=env, command=("-c", AUDITED, str(audit)))
 
 
-def _plant(api: httpx.Client, witness: Path) -> str:
+def _plant(
+    api: httpx.Client, witness: Path, function_path: str = "tests.pipelines.local.square"
+) -> str:
     """Finding 1's attack, the first two requests: a pickle payload, then an artifact record
     naming it and a root run of an importable @sematic.func whose input it is. The root
     run's id."""
@@ -97,7 +100,7 @@ def _plant(api: httpx.Client, witness: Path) -> str:
         root_id=root,
         parent_id=None,
         name="square",
-        function_path="tests.pipelines.local.square",
+        function_path=function_path,
         state="RESOLVED",
         created_at=now,
         updated_at=now,
@@ -163,6 +166,34 @@ def test_keyless_rerun_runs_the_pipeline_in_another_process(tmp_path: Path) -> N
     (mark,) = witness.glob("square*")
     loaded_by, ran_in = mark.name.removeprefix("square").split(".")[:2]
     assert loaded_by == ran_in != str(server.process.pid)
+
+
+def test_a_keyless_rerun_that_cannot_start_shows_why_on_its_new_root(tmp_path: Path) -> None:
+    """The server answers 202 at once without importing anything; when the rerun's own
+    process cannot import the pipeline, the new root is recorded FAILED saying why."""
+    home, audit, witness = tmp_path / "home", tmp_path / "audit.log", tmp_path / "witness"
+    witness.mkdir()
+    server = _audited(home, audit)
+    try:
+        with httpx.Client(base_url=server.url + "/api/v1", timeout=30) as api:
+            root = _plant(api, witness, "tests.pipelines.no_such_module.square")
+            rerun = api.post(f"/runs/{root}/rerun", json={"from_run_id": None})
+            assert rerun.status_code == 202, rerun.text
+            new_root = rerun.json()["root_id"]
+            finished = _wait_finished(api, new_root)
+    finally:
+        server.stop()
+    assert _audit_of(server, audit) == []
+    assert finished["state"] == "FAILED"
+    assert finished["inputs"] == api_inputs(home, root)
+    assert "could not start" in finished["exception_message"]
+    assert "tests.pipelines.no_such_module" in finished["exception_message"]
+
+
+def api_inputs(home: Path, root: str) -> dict[str, str]:
+    """The recorded inputs of ``root``, read from the store the server used."""
+    with SqlMetadataStore(f"sqlite:///{home / 'db.sqlite3'}") as metadata:
+        return dict(metadata.get_run(root).inputs)
 
 
 def test_server_mode_refuses_reruns_and_loads_nothing(tmp_path: Path) -> None:
