@@ -5,6 +5,11 @@ variable ``SEMATIC_WORKER_JOB`` instead: how a Kubernetes pod gets it.
 
 ``python -m sematic.worker --drive-from-env`` is the driver of a detached cloud pipeline
 (``SEMATIC_DRIVER``): it resolves the pipeline in the cluster it runs in.
+
+``python -m sematic.worker --self-check`` checks that this interpreter can run the worker
+and prints one JSON line (see ``sematic.worker.self_check``); ``sematic build --check`` runs
+it inside each built image. Nothing else is imported before it runs, so that a broken
+dependency is reported as JSON rather than as a traceback.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import os
 import sys
 from pathlib import Path
 
-from sematic.core.jobs import WorkerJob
-from sematic.worker.run import run_job
-
 JOB_VARIABLE = "SEMATIC_WORKER_JOB"
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--self-check"]:
+        from sematic.worker.self_check import main as self_check
+
+        return self_check()
+    from sematic.core.jobs import WorkerJob
+    from sematic.worker.run import run_job
+
     if argv == ["--drive-from-env"]:
         from sematic.resolvers.driver import drive_from_environment
 
@@ -32,7 +41,8 @@ def main(argv: list[str]) -> int:
         return run_job(WorkerJob.from_json(text))
     if len(argv) != 1:
         print(
-            "usage: python -m sematic.worker JOB_FILE | --job-from-env | --drive-from-env",
+            "usage: python -m sematic.worker JOB_FILE | --job-from-env | --drive-from-env"
+            " | --self-check",
             file=sys.stderr,
         )
         return 2
