@@ -12,12 +12,29 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.containers import ContainerRunner, cgroup_folders, host_snapshot
-from tests.images import SkopeoError, base_rootfs, pack_rootfs, push_base
+from tests.images import (
+    BOOKWORM,
+    BOOKWORM_ARM64,
+    BOOKWORM_MINBASE,
+    PYENV_310,
+    TRIXIE,
+    BaseImageUnavailableError,
+    DebianRootfs,
+    PyenvPython,
+    SkopeoError,
+    base_rootfs,
+    cached_layer,
+    cached_tar,
+    debian_mirror,
+    pack_rootfs,
+    push_base,
+)
 from tests.registry import RegistryServer
 
 PROBE = (
@@ -25,6 +42,8 @@ PROBE = (
     "os.environ['SEMATIC_TEST_BASE'])"
 )
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+ELF_MACHINE_AARCH64 = 183
 
 
 def test_registry_answers_v2(registry: RegistryServer) -> None:
@@ -111,22 +130,98 @@ def test_pack_rootfs_is_deterministic_and_keeps_links(tmp_path: Path) -> None:
     assert members["home/notes"].uname == members["home/notes"].gname == ""
 
 
+def test_the_debian_mirror_is_read_from_the_apt_sources(tmp_path: Path) -> None:
+    folder, one_line = tmp_path / "sources.list.d", tmp_path / "sources.list"
+    folder.mkdir()
+    (folder / "debian.sources").write_text(
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n\n"
+        "Types: deb-src\nURIs: http://sources.example/debian\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n"
+        "  bookworm-updates\nComponents: main\n"
+    )
+    assert debian_mirror(one_line, folder) == "http://mirror.example/debian"
+
+    (folder / "debian.sources").unlink()
+    one_line.write_text(
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb http://security.example/debian-security bookworm-security main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n"
+    )
+    assert debian_mirror(one_line, folder) == "http://old.example/debian"
+
+    one_line.write_text("deb http://security.example/debian-security bookworm-security main\n")
+    with pytest.raises(BaseImageUnavailableError, match="No Debian mirror found"):
+        debian_mirror(one_line, folder)
+
+
+def test_a_missing_pyenv_interpreter_fails_saying_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEMATIC_DEV_CACHE", str(tmp_path))
+    with pytest.raises(BaseImageUnavailableError, match=r"pyenv install 3\.99\.1"):
+        cached_tar(PyenvPython("pyenv-python3.99-v1", "3.99.1"))
+
+
 @pytest.mark.slow
-def test_the_cached_base_has_python_and_nothing_that_cannot_go_into_a_layer() -> None:
-    with tarfile.open(base_rootfs()) as tar:
+@pytest.mark.parametrize(
+    "recipe", [BOOKWORM, TRIXIE, BOOKWORM_MINBASE, BOOKWORM_ARM64], ids=lambda r: r.name
+)
+def test_each_cached_debian_base_has_nothing_that_cannot_go_into_a_layer(
+    recipe: DebianRootfs,
+) -> None:
+    with tarfile.open(cached_tar(recipe)) as tar:
         members = tar.getmembers()
     names = {member.name for member in members}
-    assert {"usr/bin/python3", "etc/os-release", "bin"} <= names
+    assert {"etc/os-release", "bin", *recipe.expected} <= names
+    assert ("usr/bin/python3" in names) == ("python3" in recipe.include)
     assert not [member.name for member in members if member.isdev() or member.isfifo()]
     emptied = ("dev/", "var/lib/apt/lists/", "var/cache/apt/", "var/log/", "tmp/")
     left = [m.name for m in members if m.name.startswith(emptied) and not m.isdir()]
     assert not left
     assert "etc/resolv.conf" not in names  # the host's, copied by debootstrap
+    assert not [name for name in names if name.startswith("debootstrap")]
     assert all(member.mtime == 0 for member in members)
 
 
 @pytest.mark.slow
-def test_base_images_are_in_the_registry_and_share_the_base_layer(
+def test_the_bookworm_base_is_the_one_cached_before_recipes_had_names() -> None:
+    assert base_rootfs() == cached_tar(BOOKWORM)
+    assert base_rootfs().name == "bookworm-python3-v1.tar"
+
+
+@pytest.mark.slow
+def test_the_pyenv_layer_keeps_the_interpreter_at_its_path_without_the_extras() -> None:
+    with tarfile.open(cached_tar(PYENV_310)) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+    prefix = "root/.pyenv/versions/3.10.13"
+    library = f"{prefix}/lib/python3.10"
+    assert f"{prefix}/bin/python3.10" in members
+    assert f"{prefix}/lib/libpython3.10.so.1.0" in members
+    assert f"{library}/lib-dynload" in members
+    assert f"{library}/site-packages" in members
+    for link in ("usr/local/bin/python3", "usr/local/bin/python3.10"):
+        assert members[link].issym()
+        assert members[link].linkname == f"/{prefix}/bin/python3.10"
+    assert members["root"].mode == 0o700  # as in Debian's /root, which this layer overlays
+    left_out = [
+        name
+        for name in members
+        if "__pycache__" in name.split("/")
+        or name.startswith(
+            tuple(
+                f"{library}/{folder}"
+                for folder in ("test/", "idlelib", "tkinter", "turtledemo", "ensurepip")
+            )
+        )
+        or name.startswith((f"{library}/site-packages/", f"{prefix}/include", f"{prefix}/share"))
+    ]
+    assert not left_out
+    assert all(member.mtime == 0 for member in members.values())
+
+
+@pytest.mark.slow
+def test_base_images_are_in_the_registry_with_their_own_base_and_extra_layers(
     registry: RegistryServer, base_images: dict[str, str]
 ) -> None:
     assert base_images == {
@@ -150,18 +245,143 @@ def test_base_images_are_in_the_registry_and_share_the_base_layer(
         assert f"SEMATIC_TEST_BASE={tag}" in config["config"]["Env"]
         assert any(item.startswith("PATH=") for item in config["config"]["Env"])
         assert len(config["rootfs"]["diff_ids"]) == 2
-    assert layers["default"][0] == layers["cuda"][0]
+    # default is bookworm (this machine's Python), cuda is trixie (another Python).
+    assert layers["default"][0] == cached_layer(BOOKWORM).digest
+    assert layers["cuda"][0] == cached_layer(TRIXIE).digest
     assert layers["default"][1] != layers["cuda"][1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tag", ["default", "cuda"])
+@pytest.mark.parametrize(("tag", "version"), [("default", (3, 11)), ("cuda", (3, 13))])
 def test_each_base_runs_python_with_its_own_file_and_env(
-    tag: str, base_images: dict[str, str], container_runner: ContainerRunner
+    tag: str,
+    version: tuple[int, int],
+    base_images: dict[str, str],
+    container_runner: ContainerRunner,
 ) -> None:
     done = container_runner.run(base_images[tag], ["python3", "-c", PROBE])
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"(3, 11) {tag} {tag}\n"
+    assert done.stdout == f"{version} {tag} {tag}\n"
+
+
+def _manifest(registry: RegistryServer, tag: str, accept: str = OCI_MANIFEST) -> httpx.Response:
+    answer = httpx.get(
+        f"{registry.url}/v2/base/targets/manifests/{tag}", headers={"Accept": accept}
+    )
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _config(registry: RegistryServer, tag: str) -> dict[str, Any]:
+    manifest = _manifest(registry, tag).json()
+    config: dict[str, Any] = httpx.get(
+        f"{registry.url}/v2/base/targets/blobs/{manifest['config']['digest']}"
+    ).json()
+    return config
+
+
+@pytest.mark.slow
+def test_target_bases_are_in_the_registry(
+    registry: RegistryServer, target_bases: dict[str, str]
+) -> None:
+    tags = ("py311", "py313", "py310", "py39", "nopython", "arm64", "multi")
+    assert target_bases == {tag: f"{registry.address}/base/targets:{tag}" for tag in tags}
+    listed = httpx.get(f"{registry.url}/v2/base/targets/tags/list").json()["tags"]
+    assert set(tags) <= set(listed)
+    py310 = _config(registry, "py310")
+    assert py310["config"]["Env"][0].startswith("PATH=/usr/local/bin:")
+    assert "PYTHON_VERSION=3.10.13" in py310["config"]["Env"]
+    assert len(py310["rootfs"]["diff_ids"]) == 2
+    nopython = _config(registry, "nopython")
+    assert py310["rootfs"]["diff_ids"][0] == nopython["rootfs"]["diff_ids"][0]
+    assert "PYTHON_VERSION=3.9.18" in _config(registry, "py39")["config"]["Env"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("tag", "version"), [("py311", "3.11"), ("py313", "3.13"), ("py39", "3.9.18")]
+)
+def test_each_target_base_runs_the_python_it_claims(
+    tag: str, version: str, target_bases: dict[str, str], container_runner: ContainerRunner
+) -> None:
+    done = container_runner.run(target_bases[tag], ["python3", "--version"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Python {version}"), done.stdout
+
+
+@pytest.mark.slow
+def test_the_py310_base_is_a_slim_like_python_with_its_extension_modules(
+    target_bases: dict[str, str], container_runner: ContainerRunner
+) -> None:
+    code = (
+        "import ssl, sqlite3, ctypes, os, sys, importlib.util as u; "
+        "print(sys.version.split()[0], sys.executable, os.environ['PYTHON_VERSION'], "
+        "ssl.OPENSSL_VERSION.split()[0], sqlite3.sqlite_version > '3', "
+        "ctypes.sizeof(ctypes.c_void_p), u.find_spec('pip'), u.find_spec('ensurepip'))"
+    )
+    done = container_runner.run(target_bases["py310"], ["python3", "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3.10.13 /usr/local/bin/python3 3.10.13 OpenSSL True 8 None None\n"
+
+
+@pytest.mark.slow
+def test_the_nopython_base_has_no_python_but_the_libraries_a_python_needs(
+    target_bases: dict[str, str], container_runner: ContainerRunner
+) -> None:
+    image = target_bases["nopython"]
+    python = container_runner.run(image, ["python3", "--version"])
+    assert python.returncode != 0
+    assert "python3" in python.stderr
+    listed = container_runner.run(
+        image,
+        ["sh", "-c", "ls /usr/bin/python3; ls /usr/lib/x86_64-linux-gnu/libssl.so.3"],
+    )
+    assert "/usr/bin/python3" in listed.stderr  # no such file
+    assert listed.stdout == "/usr/lib/x86_64-linux-gnu/libssl.so.3\n"
+
+
+@pytest.mark.slow
+def test_the_arm64_base_is_for_arm64_and_holds_an_aarch64_python(
+    registry: RegistryServer, target_bases: dict[str, str]
+) -> None:
+    config = _config(registry, "arm64")
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
+    manifest = _manifest(registry, "arm64").json()
+    layer = cached_layer(BOOKWORM_ARM64)
+    assert [entry["digest"] for entry in manifest["layers"]] == [layer.digest]
+    with tarfile.open(cached_tar(BOOKWORM_ARM64)) as tar:
+        names = set(tar.getnames())
+        lib = tar.getmember("lib")
+        binary = tar.extractfile("usr/bin/python3.11")
+        assert binary is not None
+        header = binary.read(20)
+    assert "usr/lib/aarch64-linux-gnu/libc.so.6" in names
+    assert lib.issym() and lib.linkname == "usr/lib"  # merged /usr, as debootstrap makes it
+    assert "usr/lib/x86_64-linux-gnu/libc.so.6" not in names
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64
+
+
+@pytest.mark.slow
+def test_the_multi_base_is_an_index_of_the_amd64_and_arm64_images(
+    registry: RegistryServer, target_bases: dict[str, str]
+) -> None:
+    answer = _manifest(registry, "multi", accept=OCI_INDEX)
+    assert answer.headers["Content-Type"] == OCI_INDEX
+    index = answer.json()
+    assert index["mediaType"] == OCI_INDEX
+    by_platform = {
+        (
+            item["platform"]["os"],
+            item["platform"]["architecture"],
+            item["platform"].get("variant"),
+        ): item["digest"]
+        for item in index["manifests"]
+    }
+    assert by_platform == {
+        ("linux", "amd64", None): _manifest(registry, "py311").headers["Docker-Content-Digest"],
+        ("linux", "arm64", "v8"): _manifest(registry, "arm64").headers["Docker-Content-Digest"],
+    }
 
 
 @pytest.mark.slow
