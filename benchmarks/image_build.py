@@ -31,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 from sematic.packaging import contents  # noqa: E402
 from sematic.packaging.builder import build  # noqa: E402
 from sematic.packaging.config import find_config  # noqa: E402
+from sematic.packaging.dependencies import SKIP, install_dependencies  # noqa: E402
+from sematic.packaging.layers import tree_entries  # noqa: E402
+from sematic.packaging.target import Target  # noqa: E402
 from tests.images import push_base  # noqa: E402
 from tests.registry import RegistryServer, local_registry  # noqa: E402
 
@@ -143,7 +146,11 @@ def _buildah(script: Path, work: Path, registry: RegistryServer, base: str, repe
 
 
 def _stage(context: Path, script: Path) -> None:
-    for entries in (contents.environment_entries(()), contents.sematic_entries()):
+    # The same dependencies sematic build installs for the bookworm base (CPython 3.11).
+    bookworm = Target("linux", "amd64", "", (3, 11), "glibc", (2, 36), "/usr/bin/python3.11")
+    folder = install_dependencies(bookworm, cache=context.parent / "deps", distributions=())
+    dependencies = tree_entries(folder, contents.SITE_PACKAGES, skip=SKIP)
+    for entries in (dependencies, contents.sematic_entries()):
         for entry in entries:
             relative = entry.path.removeprefix(contents.SITE_PACKAGES + "/")
             target = (

@@ -44,7 +44,11 @@ def workspace(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(EXAMPLE, folder)
     build = folder / "my_pipeline" / "BUILD"
-    build.write_text(build.read_text().replace(EXAMPLE_REGISTRY, registry.address))
+    rules = build.read_text().replace(EXAMPLE_REGISTRY, registry.address)
+    # The rule's equivalent of `sematic build --check`: every image's self-check, under runc.
+    build.write_text(
+        rules.replace('env = {"VAR": "VALUE"},', 'env = {"VAR": "VALUE"},\n    check = True,')
+    )
     space = folder / "WORKSPACE"
     space.write_text(space.read_text().replace('"../../bazel"', f'"{ROOT / "bazel"}"'))
     try:
@@ -93,6 +97,10 @@ def test_the_target_pushes_one_image_per_base_then_nothing_when_unchanged(
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "mean 0.450 computed on this machine (VAR=None)"
     assert "built 2 image(s)" in first.stderr
+    checks = [line for line in first.stderr.splitlines() if line.startswith("check ")]
+    assert len(checks) == 2 and all(": ok in" in line for line in checks), first.stderr
+    # The cuda base has another Python (Debian trixie's 3.13) than the default (3.11).
+    assert any('"python": "3.13' in line for line in checks), checks
     uploaded = int(re.search(r"uploaded ([\d,]+) bytes", first.stderr)[1].replace(",", ""))  # type: ignore[index]
     assert uploaded > 0
     images = json.loads(re.search(r"image map: (\{.*\})", first.stderr)[1])  # type: ignore[index]

@@ -15,9 +15,10 @@ from sematic.core.errors import SematicError
 from sematic.core.images import APP
 
 
-def launch(launcher: str, *, script: str, package: str, settings: str) -> int:
+def launch(launcher: str, *, script: str, package: str, settings: str, check: bool = False) -> int:
     """``launcher``: the generated file's ``__file__``, in the runfiles tree (its links are
-    not resolved: they point into the source tree)."""
+    not resolved: they point into the source tree). ``check``: the images' self-check runs
+    after the build (``sematic_pipeline(check = True)``)."""
     from sematic.cli.errors import CliError
     from sematic.cli.packaging import build_images, use_images
     from sematic.packaging.config import parse_config, read_toml
@@ -30,7 +31,7 @@ def launch(launcher: str, *, script: str, package: str, settings: str) -> int:
     origin = here / settings
     try:
         config = replace(parse_config(read_toml(origin), origin), code_root=workspace)
-        images, _ = build_images(entry, config=config)
+        images, _ = build_images(entry, config=config, check=check)
     except SematicError as error:
         CliError(str(error)).show()
         return 1

@@ -26,10 +26,15 @@ def cache_folder() -> Path:
 
 
 def build_images(
-    script: Path, *, quiet: bool = False, config: PackagingConfig | None = None
+    script: Path,
+    *,
+    quiet: bool = False,
+    config: PackagingConfig | None = None,
+    check: bool = False,
 ) -> tuple[dict[str, str], PackagingConfig]:
     """Build and push; returns the image map and the settings used (``config``, else the
-    nearest sematic.toml). Progress lines go to stderr."""
+    nearest sematic.toml). Progress lines go to stderr. ``check``: run each image's worker
+    self-check under runc afterwards; a failure is an error."""
     from sematic.packaging.builder import build
     from sematic.packaging.config import find_config
 
@@ -44,6 +49,7 @@ def build_images(
             config,
             cache=cache_folder(),
             report=(lambda _line: None) if quiet else (lambda line: click.echo(line, err=True)),
+            check=check,
         )
     except SematicError as error:
         raise CliError(str(error)) from error
@@ -76,12 +82,19 @@ def use_images(images: dict[str, str], config: PackagingConfig, script: str | No
     help="Also write the image map (JSON) to this file; SEMATIC_IMAGES_FILE can name it.",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def build(script: Path, output: Path | None, quiet: bool) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Then run each image's worker imports and a type check inside it with runc (as "
+    "root, on Linux; images for another architecture are skipped). Fails if one fails.",
+)
+def build(script: Path, output: Path | None, quiet: bool, check: bool) -> None:
     """Package SCRIPT's pipeline: one image per base of its sematic.toml, pushed by content.
 
-    Prints the image map {base tag: image@digest} as JSON on stdout.
+    Dependencies are installed for each base's own Python and platform (read from the
+    base image). Prints the image map {base tag: image@digest} as JSON on stdout.
     """
-    images, _ = build_images(script, quiet=quiet)
+    images, _ = build_images(script, quiet=quiet, check=check)
     text = json.dumps(images, indent=2, sort_keys=True)
     if output is not None:
         output.write_text(text + "\n")

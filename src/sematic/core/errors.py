@@ -15,6 +15,8 @@
     │   ├── ImageNotFoundError       a base image (or its tag or digest) is not in its registry
     │   ├── WorkerFailedError        a worker pod ended for what the function did (out of
     │   │                            memory, the interpreter crashed) without reporting
+    │   ├── ImageCheckError          an image `sematic build --check` built cannot run its
+    │   │                            worker (a dependency missing or built for another Python)
     │   └── RegistryAuthError        a registry refused the credentials (or there were none)
     ├── InfrastructureError        a fault of the machinery (worker lost, store down);
     │   │                          retried by default
@@ -87,6 +89,10 @@ class WorkerFailedError(UserError):
     def __init__(self, message: str, *, cause: str = "") -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class ImageCheckError(UserError):
+    """An image ``sematic build --check`` built failed its self-check inside the image."""
 
 
 class RegistryAuthError(UserError):

@@ -17,10 +17,12 @@ the script's folder upwards, holds them (the same meanings as the Bazel macro's)
     # sources = ["lib", "configs"]       # more source paths (beside the script's package)
     # insecure_registries = ["127.0.0.1:5000"]  # plain HTTP, only for these hosts
     # python = "python3"                 # the interpreter in the bases
+    # platforms = ["linux/amd64"]        # the cluster's platform(s); several give an index
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,10 @@ _KEYS = {
     "sources",
     "insecure_registries",
     "python",
+    "platforms",
 }
+DEFAULT_PLATFORMS = ("linux/amd64",)
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class PackagingConfig:
     sources: tuple[Path, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     python: str = "python3"
+    # The platforms images are built for ("os/architecture[/variant]"): the cluster's.
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS
     # The folder that becomes /app (default: the script's code root); a Bazel target's
     # runfiles tree.
     code_root: Path | None = None
@@ -117,7 +124,23 @@ def parse_config(data: dict[str, Any], origin: Path) -> PackagingConfig:
         sources=sources,
         insecure_registries=tuple(_str_list(data, "insecure_registries", origin)),
         python=_optional_str(data, "python", origin) or "python3",
+        platforms=_platforms(data, origin),
     )
+
+
+def _platforms(data: dict[str, Any], origin: Path) -> tuple[str, ...]:
+    if "platforms" not in data:
+        return DEFAULT_PLATFORMS
+    platforms = _str_list(data, "platforms", origin)
+    bad = [p for p in platforms if not _PLATFORM.fullmatch(p)]
+    if bad or not platforms:
+        raise ConfigurationError(
+            f"{origin}: platforms must list OS/ARCHITECTURE[/VARIANT] names such as "
+            f'"linux/amd64" or "linux/arm64", got {bad or platforms!r}'
+        )
+    if len(set(platforms)) != len(platforms):
+        raise ConfigurationError(f"{origin}: platforms lists a platform twice: {platforms!r}")
+    return tuple(platforms)
 
 
 def _bases(data: dict[str, Any], origin: Path) -> dict[str, str]:

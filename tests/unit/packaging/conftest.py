@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.containers import container_runner
-from tests.images import base_images
+from tests.images import base_images, target_bases
 from tests.registry import auth_registry, registry
 
-__all__ = ["auth_registry", "base_images", "container_runner", "registry"]
+__all__ = ["auth_registry", "base_images", "container_runner", "registry", "target_bases"]
