@@ -283,3 +283,47 @@ def container_runner() -> Iterator[ContainerRunner]:
     finally:
         remove_tree(bundles)
         remove_tree(work)
+
+
+def run_function(
+    runner: ContainerRunner,
+    image: str,
+    work: Path,
+    function: str,
+    inputs: dict[str, tuple[Any, Any]],
+    returns: Any,
+) -> Any:
+    """Runs ``function`` (``module.name``) in ``image`` through the worker entry point, as a
+    pod would: its ``inputs`` (name: (value, type hint)) are put in an artifact store in
+    ``work`` (created), which the container sees as ``/job``; returns the output read back
+    as ``returns``. Fails the test if the worker does not report a resolved run."""
+    from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
+    from sematic.storage.artifacts import FsspecArtifactStore
+    from sematic.storage.serialization import deserialize, serialize
+
+    work.mkdir()
+    store = FsspecArtifactStore(str(work / "artifacts"))
+    refs = {}
+    for name, (value, hint) in inputs.items():
+        serialized = serialize(value, hint)
+        store.put(serialized.artifact_id, serialized.payload)
+        refs[name] = InputRef(serialized.artifact_id, serialized.type_description)
+    job = WorkerJob(
+        run_id="r1",
+        root_id="r1",
+        function_path=function,
+        inputs=refs,
+        artifact_url="/job/artifacts",
+        result_path="/job/result.json",
+    )
+    (work / "job.json").write_text(job.to_json())
+    done = runner.run(
+        image, ["/opt/sematic/bin/sematic-worker", "/job/job.json"], binds={work: "/job"}
+    )
+    assert done.returncode == 0, done.stderr
+    result = WorkerResult.from_json((work / "result.json").read_text())
+    assert result.kind == "resolved", result
+    assert result.artifact is not None
+    return deserialize(
+        store.get(result.artifact["id"]), result.artifact["type_description"], returns
+    )

@@ -18,12 +18,9 @@ import httpx
 import pytest
 
 from sematic.core.errors import ImageNotFoundError, RegistryAuthError, RegistryError
-from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.packaging.builder import BuildResult, build
 from sematic.packaging.config import PackagingConfig, find_config
-from sematic.storage.artifacts import FsspecArtifactStore
-from sematic.storage.serialization import deserialize, serialize
-from tests.containers import ContainerRunner
+from tests.containers import ContainerRunner, run_function
 from tests.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,30 +69,7 @@ def run_worker(
     runner: ContainerRunner, image: str, work: Path, function: str, **inputs: Any
 ) -> Any:
     """Run `function` of the example in `image` through the worker entry point."""
-    work.mkdir()
-    store = FsspecArtifactStore(str(work / "artifacts"))
-    refs = {}
-    for name, (value, hint) in inputs.items():
-        serialized = serialize(value, hint)
-        store.put(serialized.artifact_id, serialized.payload)
-        refs[name] = InputRef(serialized.artifact_id, serialized.type_description)
-    job = WorkerJob(
-        run_id="r1",
-        root_id="r1",
-        function_path=function,
-        inputs=refs,
-        artifact_url="/job/artifacts",
-        result_path="/job/result.json",
-    )
-    (work / "job.json").write_text(job.to_json())
-    done = runner.run(
-        image, ["/opt/sematic/bin/sematic-worker", "/job/job.json"], binds={work: "/job"}
-    )
-    assert done.returncode == 0, done.stderr
-    result = WorkerResult.from_json((work / "result.json").read_text())
-    assert result.kind == "resolved", result
-    assert result.artifact is not None
-    return deserialize(store.get(result.artifact["id"]), result.artifact["type_description"], str)
+    return run_function(runner, image, work, function, inputs, str)
 
 
 def test_one_image_per_base_each_runs_its_worker(

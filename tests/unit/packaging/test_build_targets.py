@@ -25,12 +25,9 @@ import httpx
 import pytest
 
 from sematic.core.errors import ConfigurationError
-from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.packaging.builder import BuildResult, build
 from sematic.packaging.config import PackagingConfig, find_config
-from sematic.storage.artifacts import FsspecArtifactStore
-from sematic.storage.serialization import deserialize, serialize
-from tests.containers import ContainerRunner
+from tests.containers import ContainerRunner, run_function
 from tests.registry import RegistryServer
 
 pytestmark = pytest.mark.slow
@@ -138,31 +135,10 @@ def run_centroid(
     monkeypatch.syspath_prepend(str(work.parent / "project"))
     import targets_pipeline  # the project's module, for the dataclass on this side
 
-    work.mkdir()
-    store = FsspecArtifactStore(str(work / "artifacts"))
     points = [targets_pipeline.Point(0.0, 1.0), targets_pipeline.Point(2.0, 5.0)]
-    serialized = serialize(points, list[targets_pipeline.Point])
-    store.put(serialized.artifact_id, serialized.payload)
-    job = WorkerJob(
-        run_id="r1",
-        root_id="r1",
-        function_path="targets_pipeline.centroid",
-        inputs={"points": InputRef(serialized.artifact_id, serialized.type_description)},
-        artifact_url="/job/artifacts",
-        result_path="/job/result.json",
-    )
-    (work / "job.json").write_text(job.to_json())
-    done = runner.run(
-        image, ["/opt/sematic/bin/sematic-worker", "/job/job.json"], binds={work: "/job"}
-    )
-    assert done.returncode == 0, done.stderr
-    result = WorkerResult.from_json((work / "result.json").read_text())
-    assert result.kind == "resolved", result
-    assert result.artifact is not None
-    return deserialize(
-        store.get(result.artifact["id"]),
-        result.artifact["type_description"],
-        targets_pipeline.Point,
+    inputs = {"points": (points, list[targets_pipeline.Point])}
+    return run_function(
+        runner, image, work, "targets_pipeline.centroid", inputs, targets_pipeline.Point
     )
 
 
@@ -320,13 +296,17 @@ def test_a_base_not_built_for_the_cluster_platform_is_refused_naming_it(
     assert tags(registry, "targets/wrong-platform") == []
 
 
-def check_build(script: Path, cache: Path) -> tuple[list[str], dict[str, str]]:
-    """``sematic build --check SCRIPT``: its check lines and the image map it printed."""
-    done = subprocess.run(
+def sematic_build_check(script: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "sematic.cli", "build", "--check", str(script)],
         env={**os.environ, "SEMATIC_CACHE": str(cache)},
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
+
+
+def check_build(script: Path, cache: Path) -> tuple[list[str], dict[str, str]]:
+    """``sematic build --check SCRIPT``: its check lines and the image map it printed."""
+    done = sematic_build_check(script, cache)
     assert done.returncode == 0, done.stderr
     checks = [line for line in done.stderr.splitlines() if line.startswith("check ")]
     return checks, json.loads(done.stdout)
@@ -366,10 +346,6 @@ def test_a_failing_self_check_fails_the_build(
     with (tmp_path / "project" / "sematic.toml").open("a") as settings:
         settings.write('[env]\nPYTHONSAFEPATH = "1"\nPYTHONNOUSERSITE = "1"\n'
                        'PYTHONHOME = "/nowhere"\n')  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "sematic.cli", "build", "--check", str(script)],
-        env={**os.environ, "SEMATIC_CACHE": str(tmp_path / "cache")},
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    done = sematic_build_check(script, tmp_path / "cache")
     assert done.returncode != 0
     assert "self-check failed" in done.stderr
