@@ -166,7 +166,7 @@ def _copy_new(read: Callable[[int], bytes], position: int) -> int:
 )
 def logs(run_id: str, follow: bool) -> None:
     """Print what the run RUN_ID printed (its log file)."""
-    from sematic.resolvers.liveness import Resolver, resolver_of
+    from sematic.resolvers.liveness import ResolverProcess, resolver_of
     from sematic.resolvers.settings import LocalSettings
 
     settings = LocalSettings.from_environment()
@@ -178,7 +178,10 @@ def logs(run_id: str, follow: bool) -> None:
             time.sleep(FOLLOW_POLL_S)
             state = metadata.get_run(run_id).state
             position = _copy_new(read, position)
-            if state not in TERMINAL_STATES and resolver_of(settings, run.root_id) is Resolver.GONE:
+            if (
+                state not in TERMINAL_STATES
+                and resolver_of(settings, run.root_id) is ResolverProcess.GONE
+            ):
                 position = _copy_new(read, position)
                 raise CliError(
                     f"the process resolving this pipeline was killed; run {run_id} stays "
@@ -211,13 +214,13 @@ def cancel(run_id: str, wait: float, force: bool) -> None:
     here at once.
     """
     from sematic.resolvers.cancel import force_cancel, is_finished, request_cancel
-    from sematic.resolvers.liveness import Resolver, resolver_of
+    from sematic.resolvers.liveness import ResolverProcess, resolver_of
     from sematic.resolvers.settings import LocalSettings
 
     settings = LocalSettings.from_environment()
     with _store() as metadata:
         root = request_cancel(metadata, run_id, "canceled with `sematic cancel`")
-        if force or resolver_of(settings, root.id) is Resolver.GONE:
+        if force or resolver_of(settings, root.id) is ResolverProcess.GONE:
             count = force_cancel(metadata, root.id, "canceled with `sematic cancel`")
             click.echo(f"{root.name} ({root.id}): {count} unfinished runs marked CANCELED")
             return

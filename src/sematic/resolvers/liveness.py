@@ -18,7 +18,9 @@ from sematic.core.files import write_private
 from sematic.resolvers.settings import LocalSettings
 
 
-class Resolver(Enum):
+class ResolverProcess(Enum):
+    """What became of the local process that resolves a pipeline."""
+
     ALIVE = "alive"
     GONE = "gone"  # it left its file behind: it was killed
     UNKNOWN = "unknown"  # no file: finished, or resolved elsewhere (another machine)
@@ -48,13 +50,13 @@ def resolving(settings: LocalSettings, root_id: str) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-def resolver_of(settings: LocalSettings, root_id: str) -> Resolver:
+def resolver_of(settings: LocalSettings, root_id: str) -> ResolverProcess:
     try:
         pid_text, _, started = _path(settings, root_id).read_text().strip().partition(" ")
         pid = int(pid_text)
     except (OSError, ValueError):
-        return Resolver.UNKNOWN
+        return ResolverProcess.UNKNOWN
     now = _start_time(pid)
     if now is None or started not in ("-", now):
-        return Resolver.GONE
-    return Resolver.ALIVE
+        return ResolverProcess.GONE
+    return ResolverProcess.ALIVE
