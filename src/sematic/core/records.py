@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1  # the widest integer a metadata store (BIGINT, SQLite) keeps
+
+# Ids as every reader checks them (``fullmatch``): a run id is 32 lowercase hex digits, an
+# artifact id 64 (a sha256 hex digest, as is a cache key).
+RUN_ID_PATTERN = "[0-9a-f]{32}"
+ARTIFACT_ID_PATTERN = "[0-9a-f]{64}"
+RUN_ID = re.compile(RUN_ID_PATTERN)
+ARTIFACT_ID = re.compile(ARTIFACT_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,12 @@ class CancelRecord:
     root_id: str
     reason: str
     requested_at: float
+
+
+RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+ARTIFACT_FIELDS = tuple(f.name for f in fields(ArtifactRecord))
+TRANSITION_FIELDS = tuple(f.name for f in fields(TransitionRecord))
+EDGE_FIELDS = tuple(f.name for f in fields(EdgeRecord))
 
 
 def first_unstorable(value: Any, where: str) -> tuple[str, str] | None:

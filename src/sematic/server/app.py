@@ -6,7 +6,8 @@ under ``/api/v1`` except ``health`` and ``openapi.json`` needs ``Authorization: 
 KEY``, reads and the event stream included (the web UI's static files do not: the UI asks
 for the key). Without a key, only requests addressed to this machine's own names and sent
 from its own pages (or from programs) get through. Bodies must be JSON, except payload
-uploads (``application/octet-stream``, or ``wire.PAYLOADS_TYPE`` for a batch).
+uploads (``application/octet-stream``, or ``wire.PAYLOADS_TYPE`` for a batch). Records
+travel as ``sematic.core.wire`` writes them, the same for every handler and the client.
 
 The server parses JSON only: it serves stored bytes as they are, never deserializes (never
 unpickles) a payload and never imports a pipeline; a rerun is handed to ``start_rerun``.
@@ -14,7 +15,6 @@ unpickles) a payload and never imports a pipeline; a rerun is handed to ``start_
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import sematic
+from sematic.core import wire
 from sematic.core.engine import State
 from sematic.core.errors import (
     ArtifactCorruptedError,
@@ -39,36 +40,22 @@ from sematic.core.errors import (
     StoreError,
 )
 from sematic.core.files import write_private
-from sematic.core.ports import StreamingArtifactStore
+from sematic.core.ports import MetadataStore, StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.server import bodies, guard, openapi, writes
 from sematic.server.bodies import JSONResponse
+from sematic.server.params import artifact_id as artifact_id_param
 from sematic.server.params import integer, text
 from sematic.server.params import run_id as run_id_param
 from sematic.server.steering import RerunStarter, Steering
-from sematic.storage.http import wire
 from sematic.storage.serialization import verify
-from sematic.storage.sql.store import SqlMetadataStore
 
 PREFIX = "/api/v1"
 MAX_LIMIT = 500
-MAX_LOG_BYTES = 16 * 1024 * 1024  # a run's log as uploaded; longer ones keep their end
 DEFAULT_LIMIT = 50
 STATES = frozenset(state.value for state in State)
-_ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _UI = Path(__file__).parent / "ui"
-
-
-def _run_json(run: RunRecord) -> dict[str, Any]:
-    data = dataclasses.asdict(run)
-    data["tags"] = list(run.tags)
-    return data
-
-
-def _artifact_json(artifact: ArtifactRecord) -> dict[str, Any]:
-    return dataclasses.asdict(artifact)
 
 
 class _Api:
@@ -76,7 +63,7 @@ class _Api:
 
     def __init__(
         self,
-        metadata: SqlMetadataStore,
+        metadata: MetadataStore,
         artifacts: StreamingArtifactStore,
         logs_dir: Path,
         api_key: str | None,
@@ -114,7 +101,7 @@ class _Api:
         total = self.metadata.count_runs(status=status, name=name, tag=tag, root_only=root)
         return JSONResponse(
             {
-                "runs": [_run_json(run) for run in runs],
+                "runs": [wire.run_json(run) for run in runs],
                 "limit": limit,
                 "offset": offset,
                 "total": total,
@@ -123,11 +110,7 @@ class _Api:
 
     def get_run(self, request: Request) -> Response:
         run = self._run(request.path_params["run_id"])
-        data = _run_json(run)
-        data["transitions"] = [
-            {"state": t.state, "at": t.at} for t in self.metadata.transitions_of(run.id)
-        ]
-        return JSONResponse(data)
+        return JSONResponse(wire.run_detail_json(run, self.metadata.transitions_of(run.id)))
 
     def graph(self, request: Request) -> Response:
         root_id = self._run(request.path_params["run_id"]).root_id
@@ -141,14 +124,16 @@ class _Api:
         return JSONResponse(
             {
                 "root_id": root_id,
-                "runs": [_run_json(run) for run in runs],
-                "artifacts": [_artifact_json(a) for a in self.metadata.get_artifacts(sorted(ids))],
-                "edges": [dataclasses.asdict(edge) for edge in edges],
+                "runs": [wire.run_json(run) for run in runs],
+                "artifacts": [
+                    wire.artifact_json(a) for a in self.metadata.get_artifacts(sorted(ids))
+                ],
+                "edges": [wire.edge_json(edge) for edge in edges],
             }
         )
 
     def get_artifact(self, request: Request) -> Response:
-        return JSONResponse(_artifact_json(self._artifact(request.path_params["artifact_id"])))
+        return JSONResponse(wire.artifact_json(self._artifact(request.path_params["artifact_id"])))
 
     def payload(self, request: Request) -> Response:
         self._authorize(request)
@@ -159,9 +144,7 @@ class _Api:
 
     def logs(self, request: Request) -> Response:
         self._authorize(request)
-        run_id = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(run_id):
-            raise HTTPException(400, f"{run_id!r} is not a run id (32 lowercase hex digits).")
+        run_id = run_id_param(request.path_params["run_id"])
         path = self.logs_dir / f"{run_id}.log"
         if not path.is_file():
             raise HTTPException(404, f"No logs for run {run_id!r}.")
@@ -171,10 +154,8 @@ class _Api:
         """A run's log, sent by the resolver when the run ended elsewhere (a pod, a driver
         in a cluster, another machine); replaces what was there."""
         self._authorize(request)
-        run_id = request.path_params["run_id"]
-        if not _RUN_ID.fullmatch(run_id):
-            raise HTTPException(400, f"{run_id!r} is not a run id (32 lowercase hex digits).")
-        data = await bodies.read(request, MAX_LOG_BYTES)
+        run_id = run_id_param(request.path_params["run_id"])
+        data = await bodies.read(request, wire.MAX_LOG_BYTES)
         temporary = self.logs_dir / f".{run_id}.{os.getpid()}.tmp"
         write_private(temporary, data)
         temporary.replace(self.logs_dir / f"{run_id}.log")
@@ -188,10 +169,7 @@ class _Api:
             raise HTTPException(404, f"No run with id {run_id!r}.") from None
 
     def _artifact(self, artifact_id: str) -> ArtifactRecord:
-        if not _ARTIFACT_ID.fullmatch(artifact_id):
-            raise HTTPException(
-                400, f"{artifact_id!r} is not an artifact id (64 lowercase hex digits)."
-            )
+        artifact_id_param(artifact_id)
         found = self.metadata.get_artifacts([artifact_id])
         if not found:
             raise HTTPException(404, f"No artifact with id {artifact_id!r}.")
@@ -227,7 +205,7 @@ def _internal_error(_request: Request, _exc: Exception) -> Response:
 
 def create_app(
     *,
-    metadata: SqlMetadataStore,
+    metadata: MetadataStore,
     artifacts: StreamingArtifactStore,
     logs_dir: Path,
     api_key: str | None = None,

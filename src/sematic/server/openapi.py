@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import sematic
+from sematic.core import wire
 from sematic.core.engine import State
+from sematic.core.records import ARTIFACT_ID_PATTERN, INT64_MAX, RUN_ID_PATTERN
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_NUM = {"type": ["number", "null"]}
 # Ids as the server checks them; an integer as the metadata store keeps it (signed 64 bits).
-_RUN_ID_PATTERN = "^[0-9a-f]{32}$"
-_ARTIFACT_ID_PATTERN = "^[0-9a-f]{64}$"
+_RUN_ID_PATTERN = f"^{RUN_ID_PATTERN}$"
+_ARTIFACT_ID_PATTERN = f"^{ARTIFACT_ID_PATTERN}$"
 _RUN_REF = {"type": "string", "pattern": _RUN_ID_PATTERN}
 _NULLABLE_RUN_REF = {"type": ["string", "null"], "pattern": _RUN_ID_PATTERN}
 _ARTIFACT_REF = {"type": "string", "pattern": _ARTIFACT_ID_PATTERN}
 _NULLABLE_ARTIFACT_REF = {"type": ["string", "null"], "pattern": _ARTIFACT_ID_PATTERN}
-_INT64_MAX = 2**63 - 1
 _STATES = sorted(state.value for state in State)
 
 _RUN = {
@@ -72,7 +73,7 @@ _ARTIFACT = {
             "properties": {"type_key": {"type": "string"}},
         },
         "summary": {"description": "JSON for display; large values truncated."},
-        "size": {"type": "integer", "minimum": 0, "maximum": _INT64_MAX},
+        "size": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
         "created_at": {"type": "number"},
     },
 }
@@ -212,7 +213,7 @@ def _operations() -> dict[str, dict[str, Any]]:
                 ),
                 _query(
                     "offset",
-                    {"type": "integer", "minimum": 0, "maximum": _INT64_MAX, "default": 0},
+                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
                     "Runs to skip.",
                 ),
             ],
@@ -333,7 +334,7 @@ def _write_operations() -> dict[str, dict[str, Any]]:
     refused = {"409": _json("Error", "The metadata store refused the batch; nothing written")}
     too_large = {"413": _json("Error", "The request body is too large")}
     type_key = {
-        "name": "X-Sematic-Type-Key",
+        "name": wire.TYPE_KEY_HEADER,
         "in": "header",
         "required": True,
         "schema": {"type": "string"},
@@ -386,9 +387,7 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                 "payload is checked before any is stored: one mismatch is a 400 and nothing "
                 "is stored.",
                 "security": _KEYED,
-                "requestBody": {
-                    "content": {"application/x-sematic-payloads": {"schema": {"type": "string"}}}
-                },
+                "requestBody": {"content": {wire.PAYLOADS_TYPE: {"schema": {"type": "string"}}}},
                 "responses": {**ok, **_errors(400, 401, 503), **too_large},
             }
         },

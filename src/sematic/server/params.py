@@ -10,12 +10,10 @@ from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 
-from sematic.core.records import INT64_MAX
+from sematic.core.records import ARTIFACT_ID, INT64_MAX, RUN_ID
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() takes '٣' and '1_0'
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-RUN_ID = re.compile(r"[0-9a-f]{32}")
-ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def integer(

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,13 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from sematic.core import wire
 from sematic.core.errors import ConfigurationError, PipelineFinishedError, RunNotFoundError
+from sematic.core.ports import MetadataStore
 from sematic.core.records import RunRecord
 from sematic.resolvers.cancel import request_cancel
-from sematic.resolvers.rerun import RUN_ID, check_rerun
+from sematic.resolvers.rerun import check_rerun
 from sematic.server import bodies
 from sematic.server import params as checks
-from sematic.storage.sql.store import SqlMetadataStore
 
 POLL_S = 0.25  # how often the event stream looks for changes
 HEARTBEAT_S = 15.0
@@ -46,16 +46,10 @@ MAX_BODY_BYTES = 64 * 1024  # a cancel's reason, a rerun's start
 RerunStarter = Callable[[str, str | None], str]
 
 
-def _run_json(run: RunRecord) -> dict[str, Any]:
-    data = dataclasses.asdict(run)
-    data["tags"] = list(run.tags)
-    return data
-
-
 class Steering:
     def __init__(
         self,
-        metadata: SqlMetadataStore,
+        metadata: MetadataStore,
         authorize: Callable[[Request], None],
         start_rerun: RerunStarter | None,
     ) -> None:
@@ -72,7 +66,7 @@ class Steering:
 
     async def cancel(self, request: Request) -> Response:
         self.authorize(request)
-        run_id = _run_id(request.path_params["run_id"])
+        run_id = checks.run_id(request.path_params["run_id"])
         body = await _body(request)
         reason = body.get("reason") or "canceled from the web UI or API"
         if not isinstance(reason, str):
@@ -87,11 +81,11 @@ class Steering:
 
     async def rerun(self, request: Request) -> Response:
         self.authorize(request)
-        run_id = _run_id(request.path_params["run_id"])
+        run_id = checks.run_id(request.path_params["run_id"])
         body = await _body(request)
         start = body.get("from_run_id")
         if start is not None:
-            start = _run_id(start) if isinstance(start, str) else _run_id(repr(start))
+            start = checks.run_id(start if isinstance(start, str) else repr(start), "from_run_id")
         missing = f"No run with id {run_id!r}" + (f" or {start!r}." if start else ".")
         try:
             root = await asyncio.to_thread(check_rerun, self.metadata, run_id, start)
@@ -143,7 +137,9 @@ class Steering:
                 for run in fresh:
                     sent[run.id] = run.updated_at
                 cursor = max(cursor, *(run.updated_at for run in fresh))
-                data = bodies.dumps({"runs": [_run_json(run) for run in fresh], "cursor": cursor})
+                data = bodies.dumps(
+                    {"runs": [wire.run_json(run) for run in fresh], "cursor": cursor}
+                )
                 yield f"event: runs\nid: {cursor!r}\ndata: {data}\n\n"
                 beat = time.monotonic()
                 if len(changed) == BATCH:
@@ -159,12 +155,6 @@ class Steering:
         return await asyncio.to_thread(
             self.metadata.changed_runs, since=since, root_id=root_id, limit=BATCH
         )
-
-
-def _run_id(value: str) -> str:
-    if not RUN_ID.fullmatch(value):
-        raise HTTPException(400, f"{value!r} is not a run id (32 lowercase hex digits).")
-    return value
 
 
 def _float(raw: str | None, default: float) -> float:

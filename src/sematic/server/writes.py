@@ -36,11 +36,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sematic.core import wire
 from sematic.core.engine import State
 from sematic.core.errors import ArtifactCorruptedError, StoreError
 from sematic.core.ports import MetadataStore, PayloadUpload, StreamingArtifactStore
 from sematic.core.records import (
+    ARTIFACT_ID,
     INT64_MAX,
+    RUN_ID,
     ArtifactRecord,
     EdgeRecord,
     RunRecord,
@@ -49,12 +52,9 @@ from sematic.core.records import (
 )
 from sematic.server import bodies, params
 from sematic.server.bodies import JSONResponse
-from sematic.storage.http import wire
 from sematic.storage.serialization import verify
 
-ARTIFACT_ID = params.ARTIFACT_ID
-RUN_ID = params.RUN_ID
-CACHE_KEY = re.compile(r"[0-9a-f]{64}")  # sha256 of function, source and inputs
+CACHE_KEY = ARTIFACT_ID  # a sha256 hex digest too: of function, source and inputs
 STATES = frozenset(state.value for state in State)
 MAX_WRITE_BYTES = 256 * 1024 * 1024
 # A batch of payloads is held whole to check every one before storing any; clients send
@@ -250,15 +250,7 @@ class _Writes:
         found = await asyncio.to_thread(self.metadata.cancel_request, root_id)
         if found is None:
             return JSONResponse({"cancel": None})
-        return JSONResponse(
-            {
-                "cancel": {
-                    "root_id": found.root_id,
-                    "reason": found.reason,
-                    "requested_at": found.requested_at,
-                }
-            }
-        )
+        return JSONResponse({"cancel": wire.cancel_json(found)})
 
 
 def _write_hashed(upload: PayloadUpload, digest: hashlib._Hash, chunk: bytes) -> None:

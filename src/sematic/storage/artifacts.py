@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import re
 import secrets
 import threading
 from collections.abc import Mapping
@@ -27,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from sematic.core.errors import ArtifactMissingError, ConfigurationError
 from sematic.core.files import FILE_MODE, private_folder
+from sematic.core.records import ARTIFACT_ID as _ID
 
 if TYPE_CHECKING:
     from sematic.core.ports import ArtifactStore, PayloadUpload, StreamingArtifactStore
 
-_ID = re.compile(r"[0-9a-f]{64}")
 _LOCAL_PREFIX = "file://"
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows
 _CHUNK = 1024 * 1024  # bytes compared at a time when a payload is already stored

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import schemathesis
 
-from sematic.storage.http import wire
+from sematic.core import wire
 
 
 @schemathesis.serializer(wire.PAYLOADS_TYPE)

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from sematic.core import wire
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
-from sematic.storage.http import wire
 from sematic.storage.sql import SqlMetadataStore
 from tests.unit.server.conftest import Server, server_env, start_server
 

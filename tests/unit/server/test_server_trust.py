@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sematic.core import wire
 from sematic.core.records import ArtifactRecord, RunRecord, TransitionRecord
 from sematic.server import guard
-from sematic.storage.http import wire
 from sematic.storage.serialization import serialize
 from sematic.storage.sql import SqlMetadataStore
 from tests.unit.server.conftest import Server, server_env, start_server

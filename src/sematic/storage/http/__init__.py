@@ -1,25 +1,28 @@
 """The metadata and artifact stores of a Sematic server, over its HTTP API.
 
 ``open_http_stores(url, api_key)`` gives both, sharing one pooled connection;
-``HttpLogs`` sends run logs to the server.
+``HttpLogs`` sends run logs to the server. The format both sides speak is
+``sematic.core.wire`` (also reachable here as ``wire``).
 """
 
 from __future__ import annotations
 
+from sematic.core import wire
 from sematic.core.errors import StoreError
+from sematic.core.wire import MAX_LOG_BYTES
 from sematic.storage.http._connection import HttpConnection
 from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
 
 __all__ = [
+    "MAX_LOG_BYTES",
     "HttpArtifactStore",
     "HttpConnection",
     "HttpLogs",
     "HttpMetadataStore",
     "open_http_stores",
+    "wire",
 ]
-
-MAX_LOG_BYTES = 16 * 1024 * 1024  # what the server keeps of one run's log
 
 
 class HttpLogs:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sematic.core import wire
 from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
     ConfigurationError,
 )
-from sematic.storage.http import wire
+from sematic.core.records import ARTIFACT_ID
 from sematic.storage.http._connection import HttpConnection
 
 if TYPE_CHECKING:
     from sematic.core.ports import ArtifactStore
 
-_ID = re.compile(r"[0-9a-f]{64}")
 BATCH_BYTES = 16 * 1024 * 1024  # payloads per upload request, at most
 
 
@@ -121,7 +120,7 @@ class HttpArtifactStore:
         )
 
     def get(self, artifact_id: str) -> bytes:
-        if not _ID.fullmatch(artifact_id):
+        if not ARTIFACT_ID.fullmatch(artifact_id):
             raise self._missing(artifact_id)
         response = self._http.request(
             "GET",
@@ -133,7 +132,7 @@ class HttpArtifactStore:
         return response.content
 
     def exists(self, artifact_id: str) -> bool:
-        if not _ID.fullmatch(artifact_id):
+        if not ARTIFACT_ID.fullmatch(artifact_id):
             return False
         try:
             self._http.request(
@@ -148,7 +147,7 @@ class HttpArtifactStore:
         return True
 
     def _check(self, artifact_id: str) -> None:
-        if not _ID.fullmatch(artifact_id):
+        if not ARTIFACT_ID.fullmatch(artifact_id):
             raise ConfigurationError(
                 f"{artifact_id!r} is not an artifact id (64 lowercase hexadecimal digits)"
             )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from sematic.core import wire
 from sematic.core.errors import PipelineFinishedError, RunNotFoundError, StoreError
 from sematic.core.records import (
     ArtifactRecord,
@@ -14,7 +15,6 @@ from sematic.core.records import (
     RunRecord,
     TransitionRecord,
 )
-from sematic.storage.http import wire
 from sematic.storage.http._connection import ErrorFactory, HttpConnection
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class HttpMetadataStore:
             detail = self._run_detail(run_id)
         except RunNotFoundError:
             return []
-        return [TransitionRecord(run_id, t["state"], t["at"]) for t in detail["transitions"]]
+        return wire.detail_transitions(run_id, detail)
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         def missing(_detail: str) -> StoreError:
@@ -196,7 +196,7 @@ class HttpMetadataStore:
         found = response.json()["cancel"]
         if found is None:
             return None
-        return CancelRecord(found["root_id"], found["reason"], found["requested_at"])
+        return wire.cancel_record(found)
 
     # Internals --------------------------------------------------------------------------
 

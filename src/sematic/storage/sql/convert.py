@@ -1,46 +1,44 @@
-"""Records to row parameters and back. Plain field copies, fast enough for every write."""
+"""Records to row parameters and back. Plain field copies, fast enough for every write.
+
+Runs, transitions and artifacts are rows of exactly their fields, as on the wire (tags as
+a list): those mappings are the wire's (``sematic.core.wire``). Edges differ (below).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
-from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core import wire
+from sematic.core.records import (
+    ARTIFACT_FIELDS,
+    EDGE_FIELDS,  # also the unique key of the edges table
+    RUN_FIELDS,
+    TRANSITION_FIELDS,
+    EdgeRecord,
+)
 
-RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
-ARTIFACT_FIELDS = tuple(f.name for f in fields(ArtifactRecord))
-TRANSITION_FIELDS = tuple(f.name for f in fields(TransitionRecord))
-# Also the unique key of the edges table.
-EDGE_FIELDS = tuple(f.name for f in fields(EdgeRecord))
+__all__ = [
+    "ARTIFACT_FIELDS",
+    "EDGE_FIELDS",
+    "RUN_FIELDS",
+    "TRANSITION_FIELDS",
+    "artifact_params",
+    "artifact_record",
+    "edge_params",
+    "edge_record",
+    "run_params",
+    "run_record",
+    "transition_params",
+    "transition_record",
+]
 
-
-def run_params(run: RunRecord) -> dict[str, Any]:
-    params = {name: getattr(run, name) for name in RUN_FIELDS}
-    params["tags"] = list(run.tags)
-    return params
-
-
-def run_record(row: Mapping[str, Any]) -> RunRecord:
-    values = {name: row[name] for name in RUN_FIELDS}
-    values["tags"] = tuple(values["tags"])
-    return RunRecord(**values)
-
-
-def transition_params(transition: TransitionRecord) -> dict[str, Any]:
-    return {"run_id": transition.run_id, "state": transition.state, "at": transition.at}
-
-
-def transition_record(row: Mapping[str, Any]) -> TransitionRecord:
-    return TransitionRecord(run_id=row["run_id"], state=row["state"], at=row["at"])
-
-
-def artifact_params(artifact: ArtifactRecord) -> dict[str, Any]:
-    return {name: getattr(artifact, name) for name in ARTIFACT_FIELDS}
-
-
-def artifact_record(row: Mapping[str, Any]) -> ArtifactRecord:
-    return ArtifactRecord(**{name: row[name] for name in ARTIFACT_FIELDS})
+run_params = wire.run_json
+run_record = wire.run_record
+transition_params = wire.transition_json
+transition_record = wire.transition_record
+artifact_params = wire.artifact_json
+artifact_record = wire.artifact_record
 
 
 def edge_params(edge: EdgeRecord) -> dict[str, Any]:

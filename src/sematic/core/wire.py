@@ -1,29 +1,37 @@
-"""Records as JSON, the same shape on both sides of the HTTP API.
+"""The HTTP API's wire format, one for both sides: the server (``sematic.server``) and its
+client (``sematic.storage.http``). Pure functions over records; no I/O.
 
 A record is a JSON object with exactly the fields of its dataclass (``tags`` as a list).
 The server validates what it receives strictly (``sematic.server.writes``); the client
-trusts what the server sends back.
+trusts what the server sends back. The SQL store maps runs, transitions and artifacts to
+rows the same way (``sematic.storage.sql.convert``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
-from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
-
-RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
-ARTIFACT_FIELDS = tuple(f.name for f in fields(ArtifactRecord))
-TRANSITION_FIELDS = tuple(f.name for f in fields(TransitionRecord))
-EDGE_FIELDS = tuple(f.name for f in fields(EdgeRecord))
+from sematic.core.records import (
+    ARTIFACT_FIELDS,
+    EDGE_FIELDS,
+    RUN_FIELDS,
+    ArtifactRecord,
+    CancelRecord,
+    EdgeRecord,
+    RunRecord,
+    TransitionRecord,
+)
 
 # The header of a payload upload that carries the type key its artifact id was computed
 # from (percent-encoded UTF-8): the server checks the payload against the id with it.
 TYPE_KEY_HEADER = "X-Sematic-Type-Key"
 # The content type of several payloads in one body (``payload_batch``).
 PAYLOADS_TYPE = "application/x-sematic-payloads"
+# What the server keeps of one run's log (``PUT /runs/ID/logs``); a client sends the end
+# of a longer one.
+MAX_LOG_BYTES = 16 * 1024 * 1024
 _FRAME_HEADER_MAX = 16 * 1024
 
 
@@ -39,6 +47,26 @@ def run_record(data: Mapping[str, Any]) -> RunRecord:
     return RunRecord(**values)
 
 
+def run_detail_json(run: RunRecord, transitions: Sequence[TransitionRecord]) -> dict[str, Any]:
+    """``GET /runs/ID``: the run with the states it went through (``detail_transitions``)."""
+    data = run_json(run)
+    data["transitions"] = [{"state": t.state, "at": t.at} for t in transitions]
+    return data
+
+
+def detail_transitions(run_id: str, detail: Mapping[str, Any]) -> list[TransitionRecord]:
+    """The transitions of a ``run_detail_json``."""
+    return [TransitionRecord(run_id, t["state"], t["at"]) for t in detail["transitions"]]
+
+
+def transition_json(transition: TransitionRecord) -> dict[str, Any]:
+    return {"run_id": transition.run_id, "state": transition.state, "at": transition.at}
+
+
+def transition_record(data: Mapping[str, Any]) -> TransitionRecord:
+    return TransitionRecord(run_id=data["run_id"], state=data["state"], at=data["at"])
+
+
 def artifact_json(artifact: ArtifactRecord) -> dict[str, Any]:
     return {name: getattr(artifact, name) for name in ARTIFACT_FIELDS}
 
@@ -47,16 +75,20 @@ def artifact_record(data: Mapping[str, Any]) -> ArtifactRecord:
     return ArtifactRecord(**{name: data[name] for name in ARTIFACT_FIELDS})
 
 
-def transition_json(transition: TransitionRecord) -> dict[str, Any]:
-    return {"run_id": transition.run_id, "state": transition.state, "at": transition.at}
-
-
 def edge_json(edge: EdgeRecord) -> dict[str, Any]:
     return {name: getattr(edge, name) for name in EDGE_FIELDS}
 
 
 def edge_record(data: Mapping[str, Any]) -> EdgeRecord:
     return EdgeRecord(**{name: data[name] for name in EDGE_FIELDS})
+
+
+def cancel_json(cancel: CancelRecord) -> dict[str, Any]:
+    return {"root_id": cancel.root_id, "reason": cancel.reason, "requested_at": cancel.requested_at}
+
+
+def cancel_record(data: Mapping[str, Any]) -> CancelRecord:
+    return CancelRecord(data["root_id"], data["reason"], data["requested_at"])
 
 
 def batch(
