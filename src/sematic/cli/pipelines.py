@@ -61,8 +61,9 @@ def rerun(run_id: str, from_run: str | None, root_id: str | None) -> None:
     Every recorded output not downstream of --from is reused. The pipeline's module is
     imported from the current directory or the installed packages.
     """
+    from sematic.core.records import RUN_ID
     from sematic.resolvers.local import LocalResolver
-    from sematic.resolvers.rerun import RUN_ID, prepare_rerun, record_failed_rerun
+    from sematic.resolvers.rerun import prepare_rerun, record_failed_rerun
     from sematic.resolvers.settings import LocalSettings
 
     if os.getcwd() not in sys.path:

@@ -16,11 +16,17 @@ cause                     seen as                                          infra
 ========================  ===============================================  ==============
 
 Infrastructure causes are the ones worth retrying (the function itself did not fail).
+
+When the connection to the API server breaks, the watch is opened again after a pause that
+doubles each time (from ``backoff`` up to ``max_backoff`` seconds), each failure logged
+(logger ``sematic.kubernetes.jobs``); after ``max_failures`` in a row ``next_outcome``
+raises an ``InfrastructureError`` instead of waiting for a watch that cannot come back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -29,12 +35,19 @@ from typing import Any
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
+from sematic.core.errors import InfrastructureError
 from sematic.kubernetes.manifests import MANAGED_BY
 
 _SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 _PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 _INFRASTRUCTURE = {"ImagePullFailed", "Unschedulable", "Evicted", "Deleted"}
 LOG_LINES = 20
+# The watch's connection broke this many times in a row: give up (about 75 s of retries).
+MAX_WATCH_FAILURES = 10
+WATCH_BACKOFF_S = 0.5
+MAX_WATCH_BACKOFF_S = 15.0
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +75,14 @@ class JobWatcher:
     """Jobs of one namespace, followed by a watch on their pods (no polling)."""
 
     def __init__(
-        self, api: client.ApiClient, namespace: str, *, unschedulable_after: float = 60.0
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        *,
+        unschedulable_after: float = 60.0,
+        max_failures: int = MAX_WATCH_FAILURES,
+        backoff: float = WATCH_BACKOFF_S,
+        max_backoff: float = MAX_WATCH_BACKOFF_S,
     ) -> None:
         # The client's models are loosely typed (and payloads are plain dicts here): Any.
         self._batch: Any = client.BatchV1Api(api)
@@ -74,6 +94,11 @@ class JobWatcher:
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._late: list[JobOutcome] = []  # outcomes known without an event
         self._stop = threading.Event()
+        self._max_failures = max_failures
+        self._backoff = backoff
+        self._max_backoff = max(max_backoff, backoff)
+        self._failures = 0  # the watch's connection broke this many times in a row
+        self._version: str | None = None  # the pods' resource version the watch is at
         self._watch: Any = watch.Watch()  # type: ignore[no-untyped-call]
         self._thread = threading.Thread(target=self._follow, name="sematic-pod-watch", daemon=True)
         self._thread.start()
@@ -109,7 +134,11 @@ class JobWatcher:
         return list(self._pending)
 
     def next_outcome(self, timeout: float) -> JobOutcome | None:
-        """The next Job to end, or None after ``timeout`` seconds."""
+        """The next Job to end, or None after ``timeout`` seconds.
+
+        Raises the ``ApiException`` the watch ended with, or an ``InfrastructureError``
+        once its connection broke ``max_failures`` times in a row.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self._late:
@@ -155,40 +184,81 @@ class JobWatcher:
     # -- the watch thread ----------------------------------------------------------------
 
     def _follow(self) -> None:
-        version: str | None = None
         while not self._stop.is_set():
             try:
-                if version is None:
-                    listed = self._core.list_namespaced_pod(
-                        self._namespace, label_selector=_SELECTOR
-                    )
-                    version = listed.metadata.resource_version
-                    for pod in listed.items:
-                        self._events.put(("MODIFIED", pod))
-                for event in self._watch.stream(
-                    self._core.list_namespaced_pod,
-                    self._namespace,
-                    label_selector=_SELECTOR,
-                    resource_version=version,
-                    timeout_seconds=60,
-                ):
-                    pod = event["object"]
-                    version = pod.metadata.resource_version
-                    self._events.put((event["type"], pod))
-                    if self._stop.is_set():
-                        return
+                self._follow_once()
             except ApiException as error:
                 if error.status == 410:  # the version is too old: list again
-                    version = None
+                    self._version = None
                     continue
                 if not self._stop.is_set():
                     self._events.put(("ERROR", error))
                 return
             except Exception as error:  # noqa: BLE001 - the connection broke: watch again
-                if self._stop.is_set():
+                if self._stop.is_set() or self._gave_up(error):
                     return
-                time.sleep(0.5)
-                del error
+
+    def _follow_once(self) -> None:
+        """List the pods if the watch has no version yet, then follow their changes until
+        the watch's timeout (or ``close``)."""
+        if self._version is None:
+            listed = self._core.list_namespaced_pod(self._namespace, label_selector=_SELECTOR)
+            self._reconnected()
+            self._version = listed.metadata.resource_version
+            for pod in listed.items:
+                self._events.put(("MODIFIED", pod))
+        for event in self._watch.stream(
+            self._core.list_namespaced_pod,
+            self._namespace,
+            label_selector=_SELECTOR,
+            resource_version=self._version,
+            timeout_seconds=60,
+        ):
+            self._reconnected()
+            pod = event["object"]
+            self._version = pod.metadata.resource_version
+            self._events.put((event["type"], pod))
+            if self._stop.is_set():
+                return
+        self._reconnected()
+
+    def _reconnected(self) -> None:
+        """The API server answered: the failures in a row, if any, are over."""
+        if self._failures:
+            _log.warning(
+                "watching the pods of namespace %s again after %d failures",
+                self._namespace,
+                self._failures,
+            )
+            self._failures = 0
+
+    def _gave_up(self, error: Exception) -> bool:
+        """Count one broken watch: log it and wait before the next try; or, after
+        ``max_failures`` in a row, hand ``next_outcome`` an InfrastructureError (True)."""
+        self._failures += 1
+        what = f"{type(error).__name__}: {error}"
+        if self._failures >= self._max_failures:
+            failure = InfrastructureError(
+                f"lost the watch on the pods of namespace {self._namespace}: the Kubernetes "
+                f"API failed {self._failures} times in a row (last: {what}). Check that the "
+                "cluster's API server is reachable from here (the kubeconfig's server)."
+            )
+            failure.__cause__ = error
+            _log.error("%s", failure)
+            self._events.put(("ERROR", failure))
+            return True
+        delay = min(self._backoff * 2.0 ** min(self._failures - 1, 32), self._max_backoff)
+        _log.warning(
+            "the watch on the pods of namespace %s broke (failure %d of %d in a row, "
+            "watching again in %.1f s): %s",
+            self._namespace,
+            self._failures,
+            self._max_failures,
+            delay,
+            what,
+        )
+        self._stop.wait(delay)
+        return False
 
     # -- classification ------------------------------------------------------------------
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sematic.core.engine import State
@@ -30,9 +31,8 @@ from sematic.core.ports import MetadataStore
 from sematic.core.records import EdgeRecord, RunRecord, TransitionRecord
 from sematic.resolvers.cancel import end_unfinished
 from sematic.resolvers.settings import LocalSettings
-from sematic.storage.sql import SqlMetadataStore
+from sematic.resolvers.stores import open_stores
 
-RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAIN_MODULES = ("__main__", "__mp_main__")
 
 
@@ -66,9 +66,18 @@ def prepare_rerun(
     """
     from sematic.resolvers.local import rebuild_pipeline
 
-    with SqlMetadataStore(settings.database_url) as metadata:
+    with _metadata(settings) as metadata:
         root = check_rerun(metadata, run_id, start)
     return rebuild_pipeline(root.id, settings), start or root.id
+
+
+@contextmanager
+def _metadata(settings: LocalSettings) -> Iterator[MetadataStore]:
+    """The metadata store ``settings`` point at (a server's API when ``server_url`` is set),
+    as resolvers open it; closed on exit."""
+    metadata, _ = open_stores(settings)
+    with closing(metadata):
+        yield metadata
 
 
 def record_rerun_root(metadata: MetadataStore, root: RunRecord, new_id: str) -> RunRecord:
@@ -95,7 +104,7 @@ def record_failed_rerun(
     rerun was asked for through the API (which answered with ``new_root`` at once) but its
     process could not start the pipeline (its module no longer imports, an input no longer
     type-checks or reads back), so whoever watches ``new_root`` sees why."""
-    with SqlMetadataStore(settings.database_url) as metadata:
+    with _metadata(settings) as metadata:
         root = metadata.get_run(metadata.get_run(run_id).root_id)
         record_rerun_root(metadata, root, new_root)
         error_type = f"{type(error).__module__}.{type(error).__qualname__}"
