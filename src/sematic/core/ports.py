@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sematic.core.engine import Event, Execute, Run, State
+from sematic.core.errors import SematicError, WorkerLostError
+from sematic.core.jobs import WorkerJob, WorkerResult
 from sematic.core.records import (
     ArtifactRecord,
     CancelRecord,
@@ -27,6 +30,46 @@ class Executor(Protocol):
     def next_event(self) -> Event: ...
 
     def abort(self, run: Run) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """A worker ended: ``key`` is its run's id; ``returncode`` negative when killed by that
+    signal (a process), 0 or 1 for a Job that succeeded or failed."""
+
+    key: str
+    returncode: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoss:
+    """Why a worker reported nothing: ``reason`` ends a sentence starting "the worker of
+    f() ..."; ``error`` is the exception the run fails with (an InfrastructureError is
+    retried by default, a UserError only if the function's RetrySettings lists it)."""
+
+    reason: str
+    error: Callable[[str], SematicError] = WorkerLostError
+
+
+class Workers(Protocol):
+    """Where ``inline=False`` functions run: worker processes on this machine
+    (``executors.processes.ProcessWorkers``) or Kubernetes Jobs
+    (``kubernetes.workers.KubernetesWorkers``). Each runs ``python -m sematic.worker`` with
+    a ``WorkerJob``; the scheduler reads what it stored through its ArtifactStore."""
+
+    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None: ...
+
+    def wait_any(self, timeout: float) -> Exited | None:
+        """The next worker to end within ``timeout`` seconds (0: only one already ended)."""
+        ...
+
+    def kill(self, key: str) -> None: ...
+
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
+        """What the worker reported, or why it reported nothing."""
+        ...
 
     def close(self) -> None: ...
 

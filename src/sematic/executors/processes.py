@@ -1,4 +1,6 @@
-"""A pool of worker subprocesses: start, wait for any, kill. Knows nothing of what they do."""
+"""Worker processes on this machine: ``ProcessPool`` (start, wait for any, kill; knows nothing
+of what they do) and ``ProcessWorkers``, the ``Workers`` that run ``python -m sematic.worker
+JOB_FILE`` in it."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sematic.core.files import private_folder, private_opener
+from sematic.core.engine import Execute
+from sematic.core.files import private_folder, private_opener, write_private
+from sematic.core.jobs import WorkerJob, WorkerResult
+from sematic.core.ports import Exited, WorkerLoss
+
+__all__ = ["Exited", "ProcessPool", "ProcessWorkers"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -29,14 +35,6 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
             os._exit(1)
 
     return set_death_signal
-
-
-@dataclass(frozen=True, slots=True)
-class Exited:
-    """A worker process ended with ``returncode`` (negative: killed by that signal)."""
-
-    key: str
-    returncode: int
 
 
 class ProcessPool:
@@ -114,3 +112,36 @@ class ProcessPool:
         log = self._logs.pop(key)
         log.close()
         return Exited(key, code)
+
+
+class ProcessWorkers:
+    """Workers as ``python -m sematic.worker JOB_FILE`` processes on this machine, each with
+    its output in ``log_path(run_id)``."""
+
+    def __init__(self, log_path: Callable[[str], Path]) -> None:
+        self._pool = ProcessPool()
+        self._log_path = log_path
+
+    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
+        job_path = Path(job.result_path).with_suffix(".job")
+        write_private(job_path, job.to_json())
+        argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
+        self._pool.start(job.run_id, argv, self._log_path(job.run_id), env)
+
+    def wait_any(self, timeout: float) -> Exited | None:
+        return self._pool.poll() if timeout <= 0 else self._pool.wait_any(timeout=timeout)
+
+    def kill(self, key: str) -> None:
+        self._pool.kill(key)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
+        path = Path(job.result_path)
+        if not path.exists():
+            return WorkerLoss(
+                f"exited with code {exited.returncode} without reporting a result; "
+                f"its log is {self._log_path(job.run_id)}"
+            )
+        return WorkerResult.from_json(path.read_text())

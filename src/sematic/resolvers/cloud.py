@@ -16,7 +16,7 @@ from sematic.core.images import SCRIPT_VARIABLE, ImageMap, script_in_image
 from sematic.core.loading import main_script
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
-from sematic.resolvers.cloud_workers import KubernetesWorkers
+from sematic.kubernetes.workers import KubernetesWorkers
 from sematic.resolvers.local import LocalResolver, rebuild_pipeline
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
@@ -154,7 +154,7 @@ class CloudResolver(LocalResolver):
             self.api_client(),
             images,
             self.cluster,
-            settings,
+            settings.log_path,
             script=self.script,
             unschedulable_after=self.unschedulable_after,
         )

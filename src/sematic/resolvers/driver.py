@@ -39,8 +39,8 @@ from sematic.kubernetes.manifests import (
     job_manifest,
     label_value,
 )
+from sematic.kubernetes.workers import WORKER
 from sematic.resolvers.cloud import IN_CLUSTER, CloudResolver
-from sematic.resolvers.cloud_workers import WORKER
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.settings import LocalSettings
 from sematic.resolvers.stores import API_KEY_VARIABLE, open_stores

@@ -15,14 +15,14 @@ from sematic.core.errors import (
 from sematic.core.future import Future
 from sematic.core.images import ImageMap
 from sematic.core.loading import load_function
-from sematic.core.ports import MetadataStore, RunObserver
+from sematic.core.ports import MetadataStore, RunObserver, Workers
 from sematic.core.records import RunRecord
 from sematic.core.resolution import run_pipeline
 from sematic.resolvers.liveness import resolving
-from sematic.resolvers.local_executor import LocalExecutor, Workers
 from sematic.resolvers.progress import ProgressDisplay, wants_progress
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
+from sematic.resolvers.scheduler import Scheduler
 from sematic.resolvers.settings import LocalSettings
 from sematic.resolvers.stores import open_stores
 
@@ -127,7 +127,7 @@ class LocalResolver:
         metadata, artifacts = open_stores(settings)
         recorder = RunRecorder(metadata, artifacts, images=images_used, earlier=earlier)
         namespace = self.cache_namespace
-        executor = LocalExecutor(
+        executor = Scheduler(
             recorder,
             settings,
             max_parallelism=self.max_parallelism,

@@ -20,7 +20,7 @@ import pytest
 
 from sematic import LocalResolver
 from sematic.core.errors import InfrastructureError
-from sematic.resolvers import local_executor
+from sematic.resolvers import scheduler
 from sematic.resolvers.cancel import CancelWatch
 from sematic.storage.http import HttpMetadataStore
 from sematic.storage.sql import SqlMetadataStore
@@ -169,7 +169,7 @@ def test_a_resolver_whose_watch_gives_up_fails_with_the_error(
     """The executor polls ``reason``: the InfrastructureError ends the resolution (and its
     worker) instead of a pipeline that can no longer be canceled running on."""
     quick = functools.partial(CancelWatch, interval=0.01, max_failures=2)
-    monkeypatch.setattr(local_executor, "CancelWatch", quick)
+    monkeypatch.setattr(scheduler, "CancelWatch", quick)
     witness = tmp_path / "w"
     future = waits_remotely(str(witness), 120.0)
     errors: list[BaseException] = []

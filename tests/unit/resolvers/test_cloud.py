@@ -20,8 +20,8 @@ from sematic.core.errors import (
 from sematic.core.images import ImageMap, script_in_image
 from sematic.kubernetes.jobs import JobOutcome
 from sematic.kubernetes.manifests import ClusterSettings, driver_rbac, job_manifest
+from sematic.kubernetes.workers import job_name, loss_of
 from sematic.resolvers.cloud import CloudResolver
-from sematic.resolvers.cloud_workers import job_name, loss_of
 from sematic.resolvers.driver import DriverSpec, drive_from_environment, driver_job_name
 from sematic.resolvers.settings import LocalSettings
 

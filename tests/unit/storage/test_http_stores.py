@@ -20,7 +20,7 @@ from sematic import LocalResolver
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
 from sematic.core.records import RunRecord
-from sematic.resolvers import local_executor
+from sematic.executors import processes
 from sematic.resolvers.local import rebuild_pipeline
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.http import HttpMetadataStore
@@ -258,14 +258,14 @@ def test_workers_never_see_the_key_in_their_job_file(
     """The job file names the server; the key travels in the worker's environment only."""
     server = start_server(server_home, "--api-key-env", "K", env=server_env(server_home, K=KEY))
     seen: list[str] = []
-    original = local_executor.write_private
+    original = processes.write_private
 
     def write_private(path: Path, data: str | bytes) -> None:
         if path.suffix == ".job":
             seen.append(str(data))
         original(path, data)
 
-    monkeypatch.setattr(local_executor, "write_private", write_private)
+    monkeypatch.setattr(processes, "write_private", write_private)
     try:
         settings = LocalSettings(home, "sqlite:///unused", "unused", server.url, KEY)
         assert "SEMATIC_API_KEY" not in os.environ

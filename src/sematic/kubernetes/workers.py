@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sematic.core.engine import Execute
 from sematic.core.errors import FunctionTimeoutError, WorkerFailedError, WorkerLostError
 from sematic.core.files import write_private
 from sematic.core.images import ImageMap
-from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
-from sematic.executors.processes import Exited
+from sematic.core.jobs import API_KEY_VARIABLE, TERMINATION_LOG, WorkerJob, WorkerResult
+from sematic.core.ports import Exited, WorkerLoss
 from sematic.kubernetes.manifests import (
     API_KEY_SECRET_KEY,
     KEEP_ANNOTATION,
@@ -25,10 +26,6 @@ from sematic.kubernetes.manifests import (
     job_manifest,
     label_value,
 )
-from sematic.resolvers.local_executor import WorkerLoss
-from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import API_KEY_VARIABLE, worker_artifact_store
-from sematic.storage.serialization import deserialize
 
 if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to run
     from sematic.kubernetes.jobs import JobOutcome
@@ -49,21 +46,22 @@ class KubernetesWorkers:
 
     The API key reaches pods from a Secret (``ClusterSettings.api_key_secret``, else one
     created for the pipeline and deleted at the end), never as a value in a Job. Finished
-    Jobs are deleted once their outcome is recorded, unless ``keep_finished_jobs``."""
+    Jobs are deleted once their outcome is recorded, unless ``keep_finished_jobs``. A pod's
+    log is written to ``log_path(run_id)`` when its Job ends, as a worker process's is."""
 
     def __init__(
         self,
         api: Any,
         images: ImageMap,
         cluster: ClusterSettings,
-        settings: LocalSettings,
+        log_path: Callable[[str], Path],
         *,
         script: str | None,
         unschedulable_after: float = 60.0,
     ) -> None:
         self._images = images
         self._cluster = cluster
-        self._settings = settings
+        self._log_path = log_path
         self._script = script
         from sematic.kubernetes.jobs import JobWatcher
         from sematic.kubernetes.pipelines import PipelineObjects
@@ -125,9 +123,6 @@ class KubernetesWorkers:
             self._created_secret = self._key_secret
         return self._key_secret
 
-    def poll(self) -> Exited | None:
-        return self.wait_any(0)
-
     def wait_any(self, timeout: float) -> Exited | None:
         if self._finished:
             self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
@@ -139,8 +134,7 @@ class KubernetesWorkers:
         self._outcomes[run_id] = outcome
         text = self._watcher.pod_log(outcome.pod) if outcome.pod else None
         if text:  # the run's log, as a worker process's would be (the executor ships it)
-            path = self._settings.log_path(run_id)
-            write_private(path, text)
+            write_private(self._log_path(run_id), text)
         self._finished.append((time.monotonic(), outcome.name))
         self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         return Exited(run_id, 0 if outcome.succeeded else 1)
@@ -178,18 +172,6 @@ class KubernetesWorkers:
             except (ValueError, TypeError):
                 pass
         return loss_of(outcome)
-
-    def pickle(self, result: WorkerResult) -> bytes | None:
-        kept = result.pickle_artifact
-        if kept is None:
-            return None
-        with worker_artifact_store(
-            artifact_url=self._settings.artifact_url,
-            server_url=self._settings.server_url,
-            api_key=self._settings.api_key,
-        ) as store:
-            data: bytes = deserialize(store.get(kept["id"]), kept["type_description"], bytes)
-        return data
 
 
 def loss_of(outcome: JobOutcome) -> WorkerLoss:

@@ -1,4 +1,6 @@
-"""Runs inline functions in this process and ``inline=False`` ones in worker processes."""
+"""The scheduler of every resolver that records runs (LocalResolver, CloudResolver and its
+driver): each run the engine asks for reuses a recorded output, runs inline in this thread,
+or goes to the ``Workers`` (processes here, or Kubernetes Jobs)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,7 @@ import shutil
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cloudpickle
 
@@ -26,15 +25,14 @@ from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
     InfrastructureError,
-    SematicError,
-    WorkerLostError,
 )
 from sematic.core.execution import execute_command
-from sematic.core.files import private_folder, write_private
+from sematic.core.files import private_folder
 from sematic.core.jobs import InputRef, WorkerJob, WorkerResult
 from sematic.core.loading import main_script
+from sematic.core.ports import Exited, WorkerLoss, Workers
 from sematic.core.timeouts import Interruptible
-from sematic.executors.processes import Exited, ProcessPool
+from sematic.executors.processes import ProcessWorkers
 from sematic.resolvers.cancel import CancelWatch
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
@@ -47,8 +45,8 @@ class _Canceled(BaseException):
     """Raised in the resolver's thread to stop an inline function when a cancel arrives."""
 
 
-class LocalExecutor:
-    """The executor of LocalResolver.
+class Scheduler:
+    """The ``Executor`` of the recording resolvers.
 
     Before running anything it records the run's inputs, then: reuses a recorded output
     (resume, rerun-from, or a cache hit), runs an inline function here, or starts a worker process
@@ -77,7 +75,7 @@ class LocalExecutor:
         self._inline: deque[Execute] = deque()
         self._waiting: deque[tuple[Execute, WorkerJob]] = deque()
         self._running: dict[str, tuple[Execute, WorkerJob]] = {}
-        self._pool: Workers = workers or ProcessWorkers(settings)
+        self._pool: Workers = workers or ProcessWorkers(settings.log_path)
         self._jobs_dir: Path | None = None
         self._main = main_script()
         self._watch: CancelWatch | None = None
@@ -122,7 +120,7 @@ class LocalExecutor:
             return canceled
         if self._ready:
             return self._ready.popleft()
-        exited = self._pool.poll()
+        exited = self._pool.wait_any(timeout=0)
         if exited is not None:
             return self._finished(exited)
         if self._inline:
@@ -235,81 +233,27 @@ class LocalExecutor:
         if result.kind == "resolved" and result.artifact is not None:
             return Succeeded(run.id, self._recorder.worker_output(run, result.artifact))
         if result.kind == "nested":
-            pickled = self._pool.pickle(result)
+            pickled = self._pickle(result)
             if pickled is not None:
                 return ReturnedFuture(run.id, cloudpickle.loads(pickled))
-        return Failed(run.id, _worker_error(result, self._pool.pickle(result)))
+        return Failed(run.id, _worker_error(result, self._pickle(result)))
 
-
-@dataclass(frozen=True, slots=True)
-class WorkerLoss:
-    """Why a worker reported nothing: ``reason`` ends a sentence starting "the worker of
-    f() ..."; ``error`` is the exception the run fails with (an InfrastructureError is
-    retried by default, a UserError only if the function's RetrySettings lists it)."""
-
-    reason: str
-    error: Callable[[str], SematicError] = WorkerLostError
-
-
-class Workers(Protocol):
-    """Where ``inline=False`` functions run: worker processes here, or pods."""
-
-    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None: ...
-    def poll(self) -> Exited | None: ...
-    def wait_any(self, timeout: float) -> Exited | None: ...
-    def kill(self, key: str) -> None: ...
-    def close(self) -> None: ...
-
-    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
-        """What the worker reported, or why it reported nothing."""
-        ...
-
-    def pickle(self, result: WorkerResult) -> bytes | None:
-        """The pickle a result refers to (a nested future, the exception), if any."""
-        ...
-
-
-class ProcessWorkers:
-    """Workers as ``python -m sematic.worker JOB_FILE`` processes on this machine."""
-
-    def __init__(self, settings: LocalSettings) -> None:
-        self._pool = ProcessPool()
-        self._settings = settings
-
-    def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
-        job_path = Path(job.result_path).with_suffix(".job")
-        write_private(job_path, job.to_json())
-        argv = [sys.executable, "-m", "sematic.worker", str(job_path)]
-        self._pool.start(job.run_id, argv, self._settings.log_path(job.run_id), env)
-
-    def poll(self) -> Exited | None:
-        return self._pool.poll()
-
-    def wait_any(self, timeout: float) -> Exited | None:
-        return self._pool.wait_any(timeout=timeout)
-
-    def kill(self, key: str) -> None:
-        self._pool.kill(key)
-
-    def close(self) -> None:
-        self._pool.close()
-
-    def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
-        path = Path(job.result_path)
-        if not path.exists():
-            return WorkerLoss(
-                f"exited with code {exited.returncode} without reporting a result; "
-                f"its log is {self._settings.log_path(job.run_id)}"
-            )
-        return WorkerResult.from_json(path.read_text())
-
-    def pickle(self, result: WorkerResult) -> bytes | None:
-        if not result.pickle_path:
+    def _pickle(self, result: WorkerResult) -> bytes | None:
+        """The pickle a result refers to (a nested future, the exception), if any: a file
+        beside the job (a process here) or an artifact (a pod)."""
+        if result.pickle_path:
+            try:
+                return Path(result.pickle_path).read_bytes()
+            except OSError:
+                return None
+        kept = result.pickle_artifact
+        if kept is None:
             return None
         try:
-            return Path(result.pickle_path).read_bytes()
-        except OSError:
+            data: bytes = self._recorder.load(kept["id"], kept["type_description"], bytes)
+        except (ArtifactMissingError, ArtifactCorruptedError):
             return None
+        return data
 
 
 def _worker_error(result: WorkerResult, pickled: bytes | None) -> BaseException:
