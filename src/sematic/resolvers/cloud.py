@@ -7,6 +7,7 @@ default). Runs and artifacts are recorded through a Sematic server the pods reac
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sematic.core.loading import main_script
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
 from sematic.kubernetes.workers import KubernetesWorkers
+from sematic.resolvers.driver import DriverSpec, record_root, start_driver
 from sematic.resolvers.local import LocalResolver, rebuild_pipeline
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.settings import LocalSettings
@@ -87,9 +89,41 @@ class CloudResolver(LocalResolver):
         the driver Job is submitted."""
         if not self.detach:
             return super().resolve(future)
-        from sematic.resolvers.driver import submit_driver
+        return self._submit_driver(future)
 
-        return submit_driver(self, future)
+    def _submit_driver(self, future: Future) -> str:
+        """Record the root run, submit the driver Job; return the root run's id."""
+        settings = self.settings or LocalSettings.from_environment()
+        images = self.checked(future, settings)
+        upstream = [name for name, value in future.kwargs.items() if isinstance(value, Future)]
+        if upstream:
+            raise ConfigurationError(
+                f"CloudResolver(detach=True) resolves {future.props.name}() in the cluster from "
+                f"recorded values, but its argument(s) {', '.join(upstream)} are futures: call "
+                "them inside a pipeline function, or use detach=False"
+            )
+        # The root run names the driver's image: the pipeline is driven in a Job (the reaper
+        # looks for that Job; a rerun from the server starts another on the same image).
+        record_root(future, settings, ImageMap(images.images, images.driver))
+        start_driver(
+            self.api_client(),
+            DriverSpec(
+                root_id=future.id,
+                images=dict(images.images),
+                driver_image=images.driver,
+                script=self.script,
+                cluster=self.cluster.to_dict(),
+                max_parallelism=self.max_parallelism,
+                unschedulable_after=self.unschedulable_after,
+            ),
+            server_url=self.cluster.server_url or settings.server_url,
+            api_key=settings.api_key,
+            requirements=self.driver_requirements,
+            restarts=self.driver_restarts,
+        )
+        url = f"{(settings.server_url or '').rstrip('/')}/#/runs/{future.id}"  # checked: set
+        print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
+        return future.id
 
     def resolve_rerun(self, root_id: str, rerun_of: str, start: str | None) -> Any:
         """Resolve the recorded root run ``root_id``, a rerun of the pipeline ``rerun_of``

@@ -1,9 +1,9 @@
-"""The driver Job of ``CloudResolver(detach=True)``.
+"""The driver Job of ``CloudResolver(detach=True)``: what it is given (``DriverSpec``), how
+it is created (``start_driver``) and how its root run is recorded first (``record_root``).
 
-Submitting (in the user's process): check everything, record the root run and its input
-artifacts through the server, create the driver Job, print the run's URL, return.
-
-Driving (in the driver pod, ``sematic-worker --drive-from-env``): rebuild the root future
+Submitting (``CloudResolver.resolve`` in the user's process): check everything, record the
+root run and its input artifacts through the server, create the driver Job, print the run's
+URL, return. Driving (in the driver pod: ``sematic.worker.drive``): rebuild the root future
 from its recorded inputs and resolve it with ``CloudResolver(detach=False)`` against the
 cluster it runs in. A driver pod that is killed or evicted is replaced by the Job
 controller; the new one does the same, reusing every step already resolved and following
@@ -13,17 +13,12 @@ worker Jobs still running instead of starting them again.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sematic.core.engine import Run
 from sematic.core.errors import (
     ConfigurationError,
-    PipelineCanceledError,
-    PipelineFailedError,
     SematicError,
 )
 from sematic.core.future import Future
@@ -40,7 +35,6 @@ from sematic.kubernetes.manifests import (
     label_value,
 )
 from sematic.kubernetes.workers import WORKER
-from sematic.resolvers.cloud import IN_CLUSTER, CloudResolver
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.settings import LocalSettings
 from sematic.resolvers.stores import API_KEY_VARIABLE, open_stores
@@ -72,41 +66,6 @@ class DriverSpec:
     @classmethod
     def from_json(cls, text: str) -> DriverSpec:
         return cls(**json.loads(text))
-
-
-def submit_driver(resolver: CloudResolver, future: Future) -> str:
-    """Record the root run, submit the driver Job; return the root run's id."""
-    settings = resolver.settings or LocalSettings.from_environment()
-    images = resolver.checked(future, settings)
-    upstream = [name for name, value in future.kwargs.items() if isinstance(value, Future)]
-    if upstream:
-        raise ConfigurationError(
-            f"CloudResolver(detach=True) resolves {future.props.name}() in the cluster from "
-            f"recorded values, but its argument(s) {', '.join(upstream)} are futures: call "
-            "them inside a pipeline function, or use detach=False"
-        )
-    # The root run names the driver's image: the pipeline is driven in a Job (the reaper
-    # looks for that Job; a rerun from the server starts another on the same image).
-    _record_root(future, settings, ImageMap(images.images, images.driver))
-    start_driver(
-        resolver.api_client(),
-        DriverSpec(
-            root_id=future.id,
-            images=dict(images.images),
-            driver_image=images.driver,
-            script=resolver.script,
-            cluster=resolver.cluster.to_dict(),
-            max_parallelism=resolver.max_parallelism,
-            unschedulable_after=resolver.unschedulable_after,
-        ),
-        server_url=resolver.cluster.server_url or settings.server_url,
-        api_key=settings.api_key,
-        requirements=resolver.driver_requirements,
-        restarts=resolver.driver_restarts,
-    )
-    url = f"{(settings.server_url or '').rstrip('/')}/#/runs/{future.id}"  # checked: set
-    print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
-    return future.id
 
 
 def start_driver(
@@ -167,7 +126,7 @@ def start_driver(
         api.close()
 
 
-def _record_root(future: Future, settings: LocalSettings, images: ImageMap) -> None:
+def record_root(future: Future, settings: LocalSettings, images: ImageMap) -> None:
     """The root run and its input artifacts, durable before the driver exists."""
     metadata, artifacts = open_stores(settings)
     try:
@@ -186,43 +145,3 @@ def _record_root(future: Future, settings: LocalSettings, images: ImageMap) -> N
         recorder.close()
     finally:
         metadata.close()
-
-
-def drive_from_environment() -> int:
-    """The driver pod's entry point. Exit 0 once the pipeline ended (resolved, failed or
-    canceled: all recorded); non-zero when the driver itself broke, so that Kubernetes
-    starts another pod, which re-enters the pipeline."""
-    text = os.environ.get(DRIVER_VARIABLE)
-    if not text:
-        print(f"--drive-from-env: {DRIVER_VARIABLE} is not set", file=sys.stderr)
-        return 2
-    spec = DriverSpec.from_json(text)
-    settings = LocalSettings(
-        home=Path(DRIVER_HOME),
-        database_url="unused://",
-        artifact_url="unused://",
-        server_url=os.environ.get(SERVER_VARIABLE) or None,
-        api_key=os.environ.get(API_KEY_VARIABLE) or None,
-    )
-    resolver = CloudResolver(
-        detach=False,
-        images=ImageMap(spec.images, spec.driver_image),
-        cluster=ClusterSettings.from_dict(spec.cluster),
-        kubeconfig=IN_CLUSTER,
-        max_parallelism=spec.max_parallelism,
-        settings=settings,
-        unschedulable_after=spec.unschedulable_after,
-        check_registry=False,  # checked before the driver was submitted
-    )
-    resolver.script = spec.script
-    print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)
-    try:
-        if spec.rerun_of is None:
-            resolver.resume(spec.root_id)
-        else:
-            resolver.resolve_rerun(spec.root_id, spec.rerun_of, spec.rerun_from)
-    except (PipelineFailedError, PipelineCanceledError) as ended:
-        print(f"driver: {ended}", file=sys.stderr)
-        return 0
-    print(f"driver: {spec.root_id} resolved", file=sys.stderr)
-    return 0

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     from sematic.worker.run import run_job
 
     if argv == ["--drive-from-env"]:
-        from sematic.resolvers.driver import drive_from_environment
+        from sematic.worker.drive import drive_from_environment
 
         return drive_from_environment()
     if argv == ["--job-from-env"]:

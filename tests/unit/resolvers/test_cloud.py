@@ -22,8 +22,9 @@ from sematic.kubernetes.jobs import JobOutcome
 from sematic.kubernetes.manifests import ClusterSettings, driver_rbac, job_manifest
 from sematic.kubernetes.workers import job_name, loss_of
 from sematic.resolvers.cloud import CloudResolver
-from sematic.resolvers.driver import DriverSpec, drive_from_environment, driver_job_name
+from sematic.resolvers.driver import DriverSpec, driver_job_name
 from sematic.resolvers.settings import LocalSettings
+from sematic.worker.drive import drive_from_environment
 
 
 @pytest.mark.parametrize(
