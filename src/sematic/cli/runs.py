@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from sematic.resolvers.settings import LocalSettings
     from sematic.storage.http import HttpLogs
 
-TERMINAL_STATES = frozenset({"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"})
 FOLLOW_POLL_S = 0.2
 REASON_WIDTH = 160
 
@@ -114,7 +113,9 @@ def _reap(metadata: MetadataStore) -> None:
 def _reason(run: RunRecord) -> str:
     """Why a run failed: its exception's class and the first line of its message (a pod's
     end names its cause there: OOMKilled, Unschedulable, ...)."""
-    if run.state != "FAILED" or not run.exception_type:
+    from sematic.core.engine import State
+
+    if run.state != State.FAILED or not run.exception_type:
         return ""
     message = (run.exception_message or "").strip().splitlines()
     first = message[0] if message else ""
@@ -166,6 +167,7 @@ def _copy_new(read: Callable[[int], bytes], position: int) -> int:
 )
 def logs(run_id: str, follow: bool) -> None:
     """Print what the run RUN_ID printed (its log file)."""
+    from sematic.core.engine import TERMINAL
     from sematic.resolvers.liveness import ResolverProcess, resolver_of
     from sematic.resolvers.settings import LocalSettings
 
@@ -174,14 +176,11 @@ def logs(run_id: str, follow: bool) -> None:
         run = metadata.get_run(run_id)  # an unknown id is a clear error
         state = run.state
         position = _copy_new(read, 0)
-        while follow and state not in TERMINAL_STATES:
+        while follow and state not in TERMINAL:
             time.sleep(FOLLOW_POLL_S)
             state = metadata.get_run(run_id).state
             position = _copy_new(read, position)
-            if (
-                state not in TERMINAL_STATES
-                and resolver_of(settings, run.root_id) is ResolverProcess.GONE
-            ):
+            if state not in TERMINAL and resolver_of(settings, run.root_id) is ResolverProcess.GONE:
                 position = _copy_new(read, position)
                 raise CliError(
                     f"the process resolving this pipeline was killed; run {run_id} stays "

@@ -41,6 +41,12 @@ class State(str, Enum):
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
+    def __str__(self) -> str:  # "RESOLVED" in messages and f-strings, on every Python
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
 
 TERMINAL = frozenset({State.RESOLVED, State.FAILED, State.NESTED_FAILED, State.CANCELED})
 TRANSITIONS: dict[State, frozenset[State]] = {

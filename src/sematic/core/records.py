@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from sematic.core.engine import State
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1  # the widest integer a metadata store (BIGINT, SQLite) keeps
 
@@ -31,7 +33,7 @@ class RunRecord:
     parent_id: str | None
     name: str
     function_path: str  # module.qualname, how a worker imports it
-    state: str
+    state: State
     created_at: float
     updated_at: float
     inline: bool = True
@@ -58,7 +60,7 @@ class TransitionRecord:
     """A run entered ``state`` at time ``at``."""
 
     run_id: str
-    state: str
+    state: State
     at: float
 
 

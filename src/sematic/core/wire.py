@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from sematic.core.engine import State
 from sematic.core.records import (
     ARTIFACT_FIELDS,
     EDGE_FIELDS,
@@ -38,33 +39,39 @@ _FRAME_HEADER_MAX = 16 * 1024
 def run_json(run: RunRecord) -> dict[str, Any]:
     data = {name: getattr(run, name) for name in RUN_FIELDS}
     data["tags"] = list(run.tags)
+    data["state"] = State(run.state).value  # a plain string for JSON and database drivers
     return data
 
 
 def run_record(data: Mapping[str, Any]) -> RunRecord:
     values = {name: data[name] for name in RUN_FIELDS}
     values["tags"] = tuple(values["tags"])
+    values["state"] = State(values["state"])
     return RunRecord(**values)
 
 
 def run_detail_json(run: RunRecord, transitions: Sequence[TransitionRecord]) -> dict[str, Any]:
     """``GET /runs/ID``: the run with the states it went through (``detail_transitions``)."""
     data = run_json(run)
-    data["transitions"] = [{"state": t.state, "at": t.at} for t in transitions]
+    data["transitions"] = [{"state": State(t.state).value, "at": t.at} for t in transitions]
     return data
 
 
 def detail_transitions(run_id: str, detail: Mapping[str, Any]) -> list[TransitionRecord]:
     """The transitions of a ``run_detail_json``."""
-    return [TransitionRecord(run_id, t["state"], t["at"]) for t in detail["transitions"]]
+    return [TransitionRecord(run_id, State(t["state"]), t["at"]) for t in detail["transitions"]]
 
 
 def transition_json(transition: TransitionRecord) -> dict[str, Any]:
-    return {"run_id": transition.run_id, "state": transition.state, "at": transition.at}
+    return {
+        "run_id": transition.run_id,
+        "state": State(transition.state).value,
+        "at": transition.at,
+    }
 
 
 def transition_record(data: Mapping[str, Any]) -> TransitionRecord:
-    return TransitionRecord(run_id=data["run_id"], state=data["state"], at=data["at"])
+    return TransitionRecord(run_id=data["run_id"], state=State(data["state"]), at=data["at"])
 
 
 def artifact_json(artifact: ArtifactRecord) -> dict[str, Any]:

@@ -18,12 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from sematic.core.engine import State
+from sematic.core.engine import TERMINAL, State
 from sematic.core.errors import InfrastructureError, PipelineFinishedError
 from sematic.core.ports import MetadataStore
 from sematic.core.records import RunRecord, TransitionRecord
 
-_FINISHED = frozenset(state.value for state in State if state.is_terminal)
 _log = logging.getLogger(__name__)
 
 # Store errors in a row before a CancelWatch gives up; with the back-off below (doubling
@@ -39,7 +38,7 @@ def request_cancel(metadata: MetadataStore, run_id: str, reason: str) -> RunReco
     pipeline has already finished.
     """
     root = metadata.get_run(metadata.get_run(run_id).root_id)
-    if root.state in _FINISHED:
+    if root.state in TERMINAL:
         raise PipelineFinishedError(
             f"pipeline {root.name} (root run {root.id}) already finished: it is {root.state}"
         )
@@ -64,12 +63,12 @@ def end_unfinished(
     many. With ``exception_type``, each run's error becomes that type and ``reason``;
     without, a run keeps its own error message, else gets ``reason``."""
     now = time.time()
-    unfinished = [run for run in metadata.runs_of_root(root_id) if run.state not in _FINISHED]
+    unfinished = [run for run in metadata.runs_of_root(root_id) if run.state not in TERMINAL]
     metadata.write(
         runs=[
             dataclasses.replace(
                 run,
-                state=state.value,
+                state=state,
                 updated_at=now,
                 ended_at=now,
                 exception_type=exception_type or run.exception_type,
@@ -77,13 +76,13 @@ def end_unfinished(
             )
             for run in unfinished
         ],
-        transitions=[TransitionRecord(run.id, state.value, now) for run in unfinished],
+        transitions=[TransitionRecord(run.id, state, now) for run in unfinished],
     )
     return len(unfinished)
 
 
 def is_finished(run: RunRecord) -> bool:
-    return run.state in _FINISHED
+    return run.state in TERMINAL
 
 
 class CancelWatch:

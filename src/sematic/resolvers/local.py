@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sematic.core.engine import State
 from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
@@ -108,7 +109,7 @@ class LocalResolver:
             reuse = Reuse.resume(earlier)
             recorder = RunRecorder(metadata, artifacts)
             future = _rebuild(root, metadata, recorder, self._main_path())
-            if root.state == "RESOLVED" and root.output:
+            if root.state == State.RESOLVED and root.output:
                 output = metadata.get_artifact(root.output)
                 hint = future.function.output_type
                 return recorder.load(root.output, output.type_description, hint)

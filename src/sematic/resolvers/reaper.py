@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 DRIVER_GONE = "DriverGone"
 REAP_INTERVAL_S = 20.0
 DEFAULT_GRACE_S = 30.0
-_FINISHED = frozenset(state.value for state in TERMINAL)
 _UNFINISHED = tuple(state.value for state in State if not state.is_terminal)
 _ERROR_TYPE = f"{WorkerLostError.__module__}.{WorkerLostError.__qualname__}"
 
@@ -95,19 +94,19 @@ def plan(
     drivers = {job.name: job for job in jobs if job.role == "driver"}
     for job in drivers.values():
         root = roots.get(job.root or "")
-        if job.status is JobStatus.FAILED and root is not None and root.state not in _FINISHED:
+        if job.status is JobStatus.FAILED and root is not None and root.state not in TERMINAL:
             orphans[root.id] = (
                 f"its driver Job {job.name} failed and will not be restarted (its restarts "
                 "are exhausted)"
             )
     for root in driven:
         name = driver_job_name(root.id)
-        if root.state in _FINISHED or root.id in orphans or name in drivers:
+        if root.state in TERMINAL or root.id in orphans or name in drivers:
             continue
         if now - root.created_at >= grace:
             orphans[root.id] = f"its driver Job {name} is gone (it was deleted)"
     orphan_labels = {label_value(root_id) for root_id in orphans}
-    finished_labels = {label for label, r in roots.items() if r.state in _FINISHED}
+    finished_labels = {label for label, r in roots.items() if r.state in TERMINAL}
     doomed = [
         job.name
         for job in jobs

@@ -125,7 +125,7 @@ class RunRecorder:
             changes["exception_message"] = str(error)
             changes["traceback"] = "".join(traceback.format_exception(error))
         self._update(record, changes)
-        self._transitions.append(TransitionRecord(run.id, new.value, now))
+        self._transitions.append(TransitionRecord(run.id, new, now))
 
     def flush(self) -> None:
         """The changes of one engine step are complete: the flusher may write them."""
@@ -322,7 +322,7 @@ class RunRecorder:
             parent_id=run.parent_id,
             name=props.name,
             function_path=function.dotted_path,
-            state=State.CREATED.value,
+            state=State.CREATED,
             created_at=now,
             updated_at=now,
             inline=props.inline,
@@ -334,5 +334,5 @@ class RunRecorder:
             tags=props.tags,
         )
         self._records[run.id] = record
-        self._transitions.append(TransitionRecord(run.id, State.CREATED.value, now))
+        self._transitions.append(TransitionRecord(run.id, State.CREATED, now))
         return record

@@ -84,14 +84,14 @@ def record_rerun_root(metadata: MetadataStore, root: RunRecord, new_id: str) -> 
     """A new root run: ``root``'s function and input artifacts, CREATED now."""
     now = time.time()
     record = dataclasses.replace(
-        root, id=new_id, root_id=new_id, parent_id=None, state=State.CREATED.value,
+        root, id=new_id, root_id=new_id, parent_id=None, state=State.CREATED,
         created_at=now, updated_at=now, started_at=None, ended_at=None, output=None,
         nested_run_id=None, cache_key=None, cache_hit=False, exception_type=None,
         exception_message=None, traceback=None,
     )  # fmt: skip
     metadata.write(
         runs=[record],
-        transitions=[TransitionRecord(new_id, State.CREATED.value, now)],
+        transitions=[TransitionRecord(new_id, State.CREATED, now)],
         edges=[EdgeRecord(None, new_id, name, artifact) for name, artifact in root.inputs.items()],
     )
     return record

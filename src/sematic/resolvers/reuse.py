@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sematic.core.engine import Run
+from sematic.core.engine import Run, State
 from sematic.core.jobs import InputRef
 from sematic.core.records import EdgeRecord, RunRecord
 
@@ -12,7 +12,7 @@ from sematic.core.records import EdgeRecord, RunRecord
 def is_final(run: RunRecord) -> bool:
     """Whether a resume reuses ``run`` as recorded: resolved, with its output. Its rows are
     then only read, never written again."""
-    return run.state == "RESOLVED" and bool(run.output)
+    return run.state == State.RESOLVED and bool(run.output)
 
 
 def _key(function_path: str, inputs: Iterable[tuple[str, str]]) -> str:
@@ -83,7 +83,7 @@ class Reuse:
         by_key = {
             _key(run.function_path, run.inputs.items()): run.output
             for run in records.values()
-            if run.id not in invalid and run.state == "RESOLVED" and run.output
+            if run.id not in invalid and run.state == State.RESOLVED and run.output
         }
         fresh: dict[str, bool] = {}
         for run_id in invalid:

@@ -96,6 +96,12 @@ def parse_model(model: type[M], body: bytes | bytearray) -> M:
                 400, f"The request body is not JSON{_depth_hint(message)}: {message}."
             ) from None
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        if first["type"] == "enum":  # e.g. a state: say which value is not one
+            given = exc.errors(include_url=False)[0].get("input")
+            shown = repr(given)[:100]
+            raise HTTPException(
+                400, f"{location(first['loc'])}: unknown {first['loc'][-1]} {shown}{more}."
+            ) from None
         raise HTTPException(400, f"{location(first['loc'])}: {first['msg']}{more}.") from None
 
 
