@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from sematic.core import wire
 from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
@@ -27,18 +28,18 @@ from sematic.core.errors import (
     StoreError,
 )
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
+from sematic.core.wire import MAX_LOG_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.http import (
-    MAX_LOG_BYTES,
     HttpArtifactStore,
     HttpLogs,
     HttpMetadataStore,
     _connection,
     metadata,
-    wire,
 )
 from sematic.storage.serialization import FORMAT, hint_key, serialize
 from sematic.storage.sql import SqlMetadataStore
+from tests.ports import free_port
 from tests.unit.server.conftest import TAG, Recorded, Server, server_env, start_server
 
 KEY = "writes-test-key"
@@ -530,13 +531,6 @@ def test_reads_over_http_equal_reads_from_sql(
 # Failures of the connection ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every request the client sends, retries included; no waiting between retries."""
@@ -553,7 +547,7 @@ def attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_server_that_is_not_running(attempts: list[str]) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     run, transition, _, _, _ = _records()
     with HttpMetadataStore(url) as store:
         with pytest.raises(InfrastructureError) as caught:

@@ -2,12 +2,11 @@
 
 ``open_http_stores(url, api_key)`` gives both, sharing one pooled connection;
 ``HttpLogs`` sends run logs to the server. The format both sides speak is
-``sematic.core.wire`` (also reachable here as ``wire``).
+``sematic.core.wire``.
 """
 
 from __future__ import annotations
 
-from sematic.core import wire
 from sematic.core.errors import StoreError
 from sematic.core.wire import MAX_LOG_BYTES
 from sematic.storage.http._connection import HttpConnection
@@ -15,13 +14,11 @@ from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
 
 __all__ = [
-    "MAX_LOG_BYTES",
     "HttpArtifactStore",
     "HttpConnection",
     "HttpLogs",
     "HttpMetadataStore",
     "open_http_stores",
-    "wire",
 ]
 
 
