@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -50,6 +49,7 @@ import pytest
 from sematic.packaging.layers import Entry, LayerCache
 from sematic.packaging.reference import OCI_MANIFEST
 from sematic.packaging.registry import Manifest, RegistryClient
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "v1.20.2"
@@ -99,29 +99,6 @@ def dev_cache() -> Path:
 
 def _say(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
-
-
-_TAKEN: set[int] = set()
-
-
-def _free_port() -> int:
-    """A free port BELOW the kernel's ephemeral range: a port from that range (what
-    binding port 0 gives) can be taken by any outgoing connection (the apiserver's to etcd,
-    say) between now and the moment the server binds it; seen once with the kubelet."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(1000):
-        port = secrets.randbelow(low - 20000) + 20000 if low > 21000 else 0
-        if port in _TAKEN:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            chosen: int = sock.getsockname()[1]
-        _TAKEN.add(chosen)
-        return chosen
-    raise ClusterError("no free port on 127.0.0.1")
 
 
 def _tool(name: str) -> str:
@@ -261,7 +238,7 @@ def _start(folder: Path) -> Cluster:
     for sub in ("logs", "pki", "etcd", "registry/storage", "cni", "node", "certs"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     ports = {
-        name: _free_port()
+        name: free_port(below_ephemeral=True)
         for name in ("registry", "etcd", "etcd_peer", "apiserver", "controller_manager",
                      "scheduler", "kubelet", "kubelet_healthz")
     }  # fmt: skip

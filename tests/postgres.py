@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+from tests.ports import free_port
 
 ENV = "SEMATIC_TEST_POSTGRES_URL"
 USER = "postgres"
@@ -82,13 +83,6 @@ def _binary(name: str) -> str:
             "URL of a server to test against."
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _as_postgres_user() -> tuple[list[str], tuple[int, int] | None]:
@@ -149,7 +143,7 @@ def _start(prefix: list[str], pg_ctl: str, data: Path, log: Path, base: Path, ex
     """Starts the server on a free port (another one if that port got taken meanwhile)."""
     failure: PostgresUnavailableError | None = None
     for _ in range(3):
-        port = _free_port()
+        port = free_port()
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 {extra}"
         command = [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "30"]
         try:

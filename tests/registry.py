@@ -24,7 +24,6 @@ import json
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 USERNAME = "sematic"
 READY_TIMEOUT = 30.0
@@ -69,13 +70,6 @@ def _binary(name: str) -> str:
             "container tools)."
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _htpasswd(path: Path, username: str, password: str) -> None:
@@ -166,7 +160,7 @@ def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[R
         log = base / "registry.log"
         failure = ""
         for _ in range(3 if port is None else 1):
-            chosen = _free_port() if port is None else port
+            chosen = free_port() if port is None else port
             config = base / "config.yml"
             config.write_text(_config(base, chosen, htpasswd))
             url = f"http://127.0.0.1:{chosen}"

@@ -18,7 +18,12 @@ __all__ = ["cluster_registry", "kubernetes_cluster", "server"]
 def cluster_registry(kubernetes_cluster: Cluster) -> RegistryServer:
     """The local cluster's registry (nodes pull from it; plain HTTP, no credentials)."""
     if not kubernetes_cluster.local:
-        pytest.skip("pushes images to the local cluster's registry")
+        pytest.fail(
+            "this test pushes images to the local cluster's registry, and KUBECONFIG names "
+            "another cluster: unset KUBECONFIG, so that the tests start the local one "
+            "(tests/cluster.py; scripts/setup installs its tools)",
+            pytrace=False,
+        )
     address = kubernetes_cluster.registry
     return RegistryServer(
         address=address, url=f"http://{address}", username=None, password=None,

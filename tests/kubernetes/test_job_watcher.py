@@ -5,6 +5,7 @@ unschedulable with the scheduler's message, deadline exceeded, deleted)."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +39,64 @@ def watcher(kubernetes_cluster: Cluster) -> Iterator[JobWatcher]:
         jobs.delete(name)
     jobs.close()
     api.close()
+
+
+@pytest.fixture
+def core(kubernetes_cluster: Cluster) -> Iterator[Any]:
+    """The cluster's core API (pods), on a client of its own."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
+    try:
+        yield client.CoreV1Api(api)
+    finally:
+        api.close()
+
+
+def pod_of(core: Any, job_name: str, *, running: bool = False, timeout: float = 120) -> str:
+    """The name of the Job's pod (once it runs, if ``running``); fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = core.list_namespaced_pod("default", label_selector=f"job-name={job_name}").items
+        found = [p for p in pods if not running or p.status.phase == "Running"]
+        if found:
+            return str(found[0].metadata.name)
+        state = [(p.metadata.name, p.status.phase) for p in pods]
+        assert time.monotonic() < deadline, f"no {'running ' * running}pod of {job_name}: {state}"
+        time.sleep(0.2)
+
+
+# Waits for RELEASE to appear in its container (at most 300 s, then fails with code 9).
+RELEASE = "/dev/shm/sematic-release"
+WAITS_FOR_RELEASE = (
+    f"i=0; until [ -e {RELEASE} ]; do i=$((i+1)); [ $i -le 3000 ] || exit 9; sleep 0.1; done"
+)
+
+
+def release(core: Any, pod: str, timeout: float = 60) -> None:
+    """Creates RELEASE in the pod's container (``kubectl exec``), within ``timeout`` s."""
+    from kubernetes.stream import stream
+
+    session = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        "default",
+        command=["/bin/sh", "-c", f"touch {RELEASE} && echo released"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,  # so that its socket is closed here (it is not otherwise)
+    )
+    try:
+        session.run_forever(timeout=timeout)
+        assert not session.is_open(), f"the exec in {pod} did not end within {timeout} s"
+        said = session.read_stdout(timeout=0) + session.read_stderr(timeout=0)
+        assert session.returncode == 0 and "released" in said, said  # (read after those)
+    finally:
+        session.close()  # a no-op once the server closed the websocket: so, its socket too
+        if session.sock is not None:
+            session.sock.shutdown()
 
 
 def job(
@@ -83,13 +142,17 @@ def test_success_and_a_failure_with_its_last_lines(
 
 
 def test_two_jobs_in_parallel_end_in_the_order_they_finish(
-    watcher: JobWatcher, kubernetes_cluster: Cluster
+    watcher: JobWatcher, kubernetes_cluster: Cluster, core: Any
 ) -> None:
-    slow = watcher.submit(job(kubernetes_cluster, "sleep 3"))
+    """The first submitted ends last: it waits until the test releases it, which it does
+    only once the second one's outcome came (no timing margin decides the order)."""
+    slow = watcher.submit(job(kubernetes_cluster, WAITS_FOR_RELEASE))
     fast = watcher.submit(job(kubernetes_cluster, "true"))
     assert outcome(watcher, fast).succeeded
     assert sorted(watcher.running()) == [slow]
+    release(core, pod_of(core, slow, running=True))
     assert outcome(watcher, slow).succeeded
+    assert watcher.running() == []
 
 
 def test_out_of_memory_is_oomkilled(watcher: JobWatcher, kubernetes_cluster: Cluster) -> None:
@@ -132,16 +195,10 @@ def test_a_deadline_ends_the_job(watcher: JobWatcher, kubernetes_cluster: Cluste
     assert "deadline" in ended.message.lower(), ended
 
 
-def test_a_deleted_pod_is_noticed(watcher: JobWatcher, kubernetes_cluster: Cluster) -> None:
-    from kubernetes import client, config
-
+def test_a_deleted_pod_is_noticed(
+    watcher: JobWatcher, kubernetes_cluster: Cluster, core: Any
+) -> None:
     name = watcher.submit(job(kubernetes_cluster, "sleep 60"))
-    api = config.new_client_from_config(str(kubernetes_cluster.kubeconfig))
-    core = client.CoreV1Api(api)
-    pods: list[Any] = []
-    while not pods:
-        pods = core.list_namespaced_pod("default", label_selector=f"job-name={name}").items
-    core.delete_namespaced_pod(pods[0].metadata.name, "default", grace_period_seconds=0)
-    api.close()
+    core.delete_namespaced_pod(pod_of(core, name), "default", grace_period_seconds=0)
     ended = outcome(watcher, name)
     assert ended.cause in ("Deleted", "ExitCode"), ended

@@ -6,8 +6,9 @@ a numpy array, a dataclass, nesting, worker logs) and ``fanout``, a graph of 247
 straight into the store (big enough to start collapsed), and ``previews``, whose runs output
 an image, a plotly figure and a preview left out for its size (as the artifact summaries
 describe them), and 25 daily runs of ``nightly_job``. Chromium is Debian's
-``/usr/bin/chromium`` driven by Playwright, which downloads no browser. Each test leaves a
-screenshot under ``$SEMATIC_TEST_ARTIFACTS/screenshots`` (default ``test-output/``).
+``/usr/bin/chromium`` driven by Playwright, which downloads no browser; without it the UI
+tests fail (never skip): run scripts/setup as root. Each test leaves a screenshot under
+``$SEMATIC_TEST_ARTIFACTS/screenshots`` (default ``test-output/``).
 """
 
 from __future__ import annotations
@@ -279,7 +280,11 @@ def ui_server(ui_home: UiHome) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"the UI tests need Chromium at {CHROMIUM} (scripts/setup installs it as root)")
+        pytest.fail(
+            f"the UI tests need Chromium at {CHROMIUM}: run scripts/setup as root (it installs "
+            "it: apt-get install chromium)",
+            pytrace=False,
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -52,9 +55,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _first_line(stream: IO[str], timeout: float) -> str:
+    """The first line ``stream`` gives, read in a helper thread; fails after ``timeout`` s."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"the pipeline printed no line within {timeout} s")
+
+
+def _stop_worker(pid: int | None) -> None:
+    """The kernel kills the worker with its resolver; if it is still there, kill it here."""
+    if pid is None:
+        return
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def running(home: Path, tmp_path: Path) -> Iterator[Running]:
-    """A pipeline resolving in another process, its worker started."""
+    """A pipeline resolving in another process, its worker started.
+
+    Whatever happens (the pipeline never starts, a test fails), the pipeline's process and
+    its worker are stopped afterwards, by their PIDs.
+    """
     witness = tmp_path / "w"
     process = subprocess.Popen(
         [sys.executable, "-c", PIPELINE, str(witness)],
@@ -64,18 +92,22 @@ def running(home: Path, tmp_path: Path) -> Iterator[Running]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None
-    root_id = process.stdout.readline().strip()
-    deadline = time.monotonic() + 60
-    while not list(witness.glob("remote_wait.*")) or "remote_wait" not in _states(root_id):
-        assert time.monotonic() < deadline, "the worker never started"
-        time.sleep(0.05)
-    worker_pid = int(next(witness.glob("remote_wait.*")).read_text())
+    worker_pid: int | None = None
     try:
+        assert process.stdout is not None
+        root_id = _first_line(process.stdout, 60).strip()
+        assert root_id, "the pipeline exited before printing its root run's id"
+        deadline = time.monotonic() + 60
+        while not list(witness.glob("remote_wait.*")) or "remote_wait" not in _states(root_id):
+            assert process.poll() is None, f"the pipeline exited ({process.returncode})"
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.05)
+        worker_pid = int(next(witness.glob("remote_wait.*")).read_text())
         yield Running(process, root_id, worker_pid)
     finally:
         if process.poll() is None:
             process.kill()
+        _stop_worker(worker_pid)
         process.communicate(timeout=30)
 
 

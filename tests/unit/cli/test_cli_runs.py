@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -106,7 +109,40 @@ FOLLOWED = textwrap.dedent(
 )
 
 
+def _lines(stream: IO[str]) -> queue.Queue[str | None]:
+    """The lines of ``stream`` as a helper thread reads them; None at its end, where the
+    thread closes it."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        with stream:
+            for line in stream:
+                lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _next_line(lines: queue.Queue[str | None], timeout: float, what: str) -> str:
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"{what} printed no line within {timeout} s")
+    assert line is not None, f"{what} ended without printing a line"
+    return line.rstrip("\n")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` (by its PID) if it still runs, and reap it."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
+
+
 def test_logs_follow_prints_until_the_run_ends(home: Path, tmp_path: Path) -> None:
+    """The follower prints the run's first line, and then its second one, which the run
+    printed only after that: so it was still following (no fixed sleep decides this)."""
     witness = tmp_path / "w"
     pipeline = subprocess.Popen(
         [sys.executable, "-c", FOLLOWED, str(witness)],
@@ -114,31 +150,45 @@ def test_logs_follow_prints_until_the_run_ends(home: Path, tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         text=True,
     )
+    follower: subprocess.Popen[str] | None = None
     try:
         assert pipeline.stdout is not None
-        run_id = pipeline.stdout.readline().strip()
+        run_id = _next_line(_lines(pipeline.stdout), 60, "the pipeline").strip()
         deadline = time.monotonic() + 30
         with SqlMetadataStore(LocalSettings.from_environment().database_url) as metadata:
             while not any(r.id == run_id for r in metadata.list_runs()):
                 assert time.monotonic() < deadline, "the run was never recorded"
                 time.sleep(0.05)
-        follower = subprocess.Popen(
-            [str(SCRIPT), "logs", run_id, "--follow"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(0.5)
+        errors = tmp_path / "follower.err"
+        with errors.open("w") as err:
+            follower = subprocess.Popen(
+                [str(SCRIPT), "logs", run_id, "--follow"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        assert follower.stdout is not None
+        out = _lines(follower.stdout)
+        # However long the CLI takes to start, its first line comes while the run waits.
+        first = _next_line(out, 60, "sematic logs --follow")
+        assert first == "before the wait", errors.read_text()
+        assert not (witness / "release").exists()
         assert follower.poll() is None  # still following: the run is not over
         (witness / "release").touch()
-        out, err = follower.communicate(timeout=30)
-        assert follower.returncode == 0, err
-        assert out.splitlines() == ["before the wait", "after the wait"]
+        second = _next_line(out, 60, "sematic logs --follow, after the release,")
+        assert second == "after the wait", errors.read_text()
+        assert out.get(timeout=60) is None  # and then it ends, with the run
+        assert follower.wait(timeout=30) == 0, errors.read_text()
     finally:
         (witness / "release").parent.mkdir(parents=True, exist_ok=True)
         (witness / "release").touch()
-        pipeline.communicate(timeout=30)
+        if follower is not None:
+            _stop(follower)
+        try:
+            pipeline.wait(timeout=30)
+        finally:
+            _stop(pipeline)
 
 
 def test_logs_of_an_unknown_run_via_the_script(home: Path) -> None:

@@ -1,15 +1,17 @@
 """`sematic start` / `stop`.
 
 Most tests here run them against tests/unit/cli/fake_server.py, a STAND-IN that only answers
-the health check, so that the start/stop logic is tested on its own. The test against the
-real ``python -m sematic.server`` is skipped until ``sematic.server.app`` exists.
+the health check, so that the start/stop logic is tested on its own. The last tests run the
+real ``python -m sematic.server``: `sematic start` / `stop`, and `sematic server` with its
+options, each checked from outside (over HTTP and in /proc). A real server that cannot be
+imported fails them, with the import's error.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -19,14 +21,11 @@ import httpx
 import pytest
 
 from sematic.cli import server_control
+from sematic.resolvers.settings import LocalSettings
+from sematic.storage.artifacts import FsspecArtifactStore
 from tests.pipelines.local import three_steps
-from tests.unit.cli.conftest import ROOT, invoke, sematic
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
+from tests.unit.cli.conftest import ROOT, SCRIPT, invoke, sematic
 
 
 def gone(pid: int) -> bool:
@@ -181,18 +180,20 @@ def sematic_fake(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     )
 
 
-def real_server_exists() -> bool:
-    """Checked in a subprocess: importing it here would add ``sematic.server`` to ``sematic``."""
+def assert_real_server_imports() -> None:
+    """Checked in a subprocess: importing it here would add ``sematic.server`` to ``sematic``.
+
+    Any failure to import it fails the test that needs it, with the reason."""
     check = [sys.executable, "-c", "import sematic.server.app"]
-    return subprocess.run(check, cwd=ROOT, capture_output=True, check=False).returncode == 0
+    done = subprocess.run(check, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"sematic.server.app does not import:\n{done.stderr}"
 
 
 @pytest.mark.slow
 def test_start_and_stop_the_real_server(home: Path, tmp_path: Path) -> None:
     from sematic import LocalResolver
 
-    if not real_server_exists():
-        pytest.skip("NOT TESTED YET: sematic.server.app does not exist (server being written)")
+    assert_real_server_imports()
     three_steps(str(tmp_path / "w")).resolve(LocalResolver(progress=False))
     port = free_port()
     started = sematic("start", "--port", str(port))
@@ -206,3 +207,109 @@ def test_start_and_stop_the_real_server(home: Path, tmp_path: Path) -> None:
         stopped = sematic("stop")
     assert stopped.returncode == 0, stopped.stderr
     assert gone(pid)
+
+
+READY = "sematic server listening on "
+
+
+def _children(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_server(pid: int) -> None:
+    """SIGKILL ``pid`` if it is still a ``sematic.server`` (not a recycled PID)."""
+    try:
+        if b"sematic.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # gone
+
+
+@pytest.mark.slow
+def test_sematic_server_forwards_its_options_to_the_real_server(home: Path, tmp_path: Path) -> None:
+    """`sematic server` with every option but --kubeconfig (which needs a cluster), on a
+    free port; each option is seen to take effect from outside the server."""
+    from sematic import LocalResolver
+
+    assert_real_server_imports()
+    # A team's stores, away from the home's defaults: only --database-url and
+    # --artifact-url lead the server to this pipeline's runs and payloads.
+    team = LocalSettings(
+        home=home,
+        database_url=f"sqlite:///{tmp_path / 'team.sqlite3'}",
+        artifact_url=str(tmp_path / "team-artifacts"),
+    )
+    future = three_steps(str(tmp_path / "w"))
+    assert future.resolve(LocalResolver(progress=False, settings=team)) is not None
+    port, key = free_port(), "team-key-0123456789"
+    output = tmp_path / "server.out"
+    with output.open("wb") as sink:
+        cli = subprocess.Popen(
+            [
+                *(str(SCRIPT), "server", "--host", "127.0.0.1", "--port", str(port)),
+                *("--database-url", team.database_url, "--artifact-url", team.artifact_url),
+                *("--api-key-env", "TEAM_KEY", "--allowed-host", "team.example"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TEAM_KEY": key},
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while READY not in output.read_text():
+            assert cli.poll() is None, f"sematic server exited:\n{output.read_text()}"
+            assert time.monotonic() < deadline, f"no server started:\n{output.read_text()}"
+            time.sleep(0.05)
+        servers = _children(cli.pid)
+        assert len(servers) == 1, servers
+        server = servers[0]
+        # --host and --port: where it says it listens, and answers.
+        url = f"http://127.0.0.1:{port}"
+        assert f"{READY}{url}\n" in output.read_text()
+        base = f"{url}/api/v1"
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        # The URLs reached it through its environment, not its command line.
+        cmdline = Path(f"/proc/{server}/cmdline").read_bytes().split(b"\0")
+        assert b"sematic.server" in cmdline
+        assert team.database_url.encode() not in cmdline
+        assert team.artifact_url.encode() not in cmdline
+        # --api-key-env: reads need the key kept in $TEAM_KEY.
+        assert httpx.get(f"{base}/runs", timeout=10).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-key"}
+        assert httpx.get(f"{base}/runs", headers=wrong, timeout=10).status_code == 401
+        keyed = {"Authorization": f"Bearer {key}"}
+        # --database-url: the team's runs (the home's own database has none).
+        listed = httpx.get(f"{base}/runs", headers=keyed, params={"root_only": "true"}).json()
+        assert [run["id"] for run in listed["runs"]] == [future.id]
+        output_id = listed["runs"][0]["output"]
+        # --artifact-url: the team's payloads.
+        payload = httpx.get(f"{base}/artifacts/{output_id}/payload", headers=keyed, timeout=10)
+        assert payload.status_code == 200
+        assert payload.content == FsspecArtifactStore(team.artifact_url).get(output_id)
+        # --allowed-host: that name is answered, others are refused.
+        named = httpx.get(f"{base}/runs", headers={**keyed, "Host": "team.example"})
+        assert named.status_code == 200
+        other = httpx.get(f"{base}/runs", headers={**keyed, "Host": "elsewhere.example"})
+        assert other.status_code == 421
+        # Stopped by its PID, the server exits cleanly, and so does `sematic server`.
+        os.kill(server, signal.SIGTERM)
+        assert cli.wait(timeout=30) == 0, output.read_text()
+        assert gone(server)
+    finally:
+        for pid in servers:
+            _kill_server(pid)
+        if cli.poll() is None:
+            cli.kill()
+        cli.wait(timeout=30)

@@ -67,9 +67,21 @@ def test_terminal_states_have_no_way_out() -> None:
 
 @dataclass
 class Trace:
+    """What the harness saw, in order.
+
+    ``log`` interleaves ("scheduled" | "aborted" | "executed", run id) entries. Aborted
+    commands are kept (in ``aborted_commands``) rather than dropped, so that the test can
+    check them; like a real executor, the harness never executes a command once its run
+    was aborted, and an ``Execute`` the engine sends after an ``Abort`` is executed (and so
+    caught by the test), not silently ignored.
+    """
+
     changes: list[StateChanged] = field(default_factory=list)
-    aborted: set[str] = field(default_factory=set)
+    log: list[tuple[str, str]] = field(default_factory=list)
+    aborted: list[Abort] = field(default_factory=list)
+    aborted_commands: list[Execute] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
+    left_pending: list[Execute] = field(default_factory=list)
 
 
 def drive(engine: Engine, data: st.DataObject, cancel_at: int | None) -> Trace:
@@ -79,9 +91,12 @@ def drive(engine: Engine, data: st.DataObject, cancel_at: int | None) -> Trace:
     def take(commands: list[object]) -> None:
         for command in commands:
             if isinstance(command, Execute):
+                trace.log.append(("scheduled", command.run.id))
                 pending.append(command)
             elif isinstance(command, Abort):
-                trace.aborted.add(command.run.id)
+                trace.log.append(("aborted", command.run.id))
+                trace.aborted.append(command)
+                trace.aborted_commands.extend(p for p in pending if p.run is command.run)
                 pending[:] = [p for p in pending if p.run is not command.run]
             elif isinstance(command, StateChanged):
                 trace.changes.append(command)
@@ -96,10 +111,12 @@ def drive(engine: Engine, data: st.DataObject, cancel_at: int | None) -> Trace:
         index = data.draw(st.integers(0, len(pending) - 1), label="next completion")
         command = pending.pop(index)
         run = command.run
+        trace.log.append(("executed", run.id))
         trace.executed.append(run.id)
         event = execute_command(command)
         take(engine.handle(event))
         steps += 1
+    trace.left_pending = pending
     return trace
 
 
@@ -176,9 +193,34 @@ def test_invariants_hold_for_any_graph_and_completion_order(
         assert cancel is not None
         assert engine.root.state is State.CANCELED
 
-    # Aborted runs were canceled, and no run executed after it was aborted.
-    for run_id in trace.aborted:
+    # Every command the engine sent was executed or aborted: nothing is left waiting.
+    aborted_ids = [abort.run.id for abort in trace.aborted]
+    scheduled = [run_id for kind, run_id in trace.log if kind == "scheduled"]
+    assert trace.left_pending == []
+    assert sorted(scheduled) == sorted(trace.executed + aborted_ids)
+    assert len(trace.executed) == len(set(trace.executed))  # no retries here: once each
+    assert all(engine.runs[run_id].state in TERMINAL for run_id in trace.executed)
+    if cancel != 0:
+        assert trace.executed, "a step ran before the pipeline ended"
+
+    # Aborted runs were canceled, and no run executed (or was scheduled) after its abort.
+    assert len(aborted_ids) == len(set(aborted_ids))  # each run aborted once
+    for run_id in aborted_ids:
         assert engine.runs[run_id].state is State.CANCELED
+        entries = [(i, kind) for i, (kind, rid) in enumerate(trace.log) if rid == run_id]
+        abort_at = next(i for i, kind in entries if kind == "aborted")
+        assert [kind for i, kind in entries if i > abort_at] == []
+        # Only a run that was scheduled, and had not run yet, is aborted.
+        assert [kind for i, kind in entries if i < abort_at] == ["scheduled"]
+    # Each kept aborted command is one the harness held back; its late result is ignored.
+    assert sorted(c.run.id for c in trace.aborted_commands) == sorted(aborted_ids)
+    assert not set(aborted_ids) & set(trace.executed)
+    failure = engine.failure
+    for command in trace.aborted_commands:
+        late = Failed(command.run.id, RuntimeError("late result of an aborted run"))
+        assert engine.handle(late) == []
+        assert command.run.state is State.CANCELED
+    assert engine.failure is failure
 
 
 def test_illegal_transitions_are_refused() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 from sematic.core.files import private_folder, write_private
+from tests.ports import free_port
 
 ROOT = Path(__file__).parents[3]
 
@@ -42,12 +42,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _shared(home: Path) -> list[str]:
     """What under ``home`` (itself included) its group or others can read or enter."""
     found = []
@@ -63,7 +57,7 @@ def test_a_pipeline_and_the_local_server_keep_everything_private_under_umask_022
 ) -> None:
     assert not home.exists()
     process = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "w"), str(_free_port())],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "w"), str(free_port())],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -10,7 +10,7 @@ import pytest
 
 import sematic
 from sematic import FunctionCallError, FutureUsageError, RetrySettings
-from tests.pipelines.basic import ATTEMPTS, add, concat, evaluate, inc, pair, total
+from tests.pipelines.basic import ATTEMPTS, add, concat, evaluate, flaky, inc, pair, total
 
 
 def test_calling_returns_a_future_and_runs_nothing() -> None:
@@ -20,6 +20,16 @@ def test_calling_returns_a_future_and_runs_nothing() -> None:
     assert future.function is inc and future.kwargs == {"x": 1}
     assert future.props.name == "inc"
     assert len(future.id) == 32 and future.id != inc(1).id
+    # flaky() counts its calls in ATTEMPTS, by key: calling it, alone or on the future of
+    # another call, runs nothing.
+    alone = flaky("alone", 0)
+    chained = flaky(flaky("inner", 0), 0)
+    assert isinstance(alone, sematic.Future) and isinstance(chained, sematic.Future)
+    assert ATTEMPTS == {}
+    # The count is real: resolving runs each call once (the outer one's key is the inner
+    # one's value).
+    assert chained.resolve(sematic.SilentResolver()) == "ok after 1"
+    assert ATTEMPTS == {"inner": 1, "ok after 1": 1}
 
 
 def test_arguments_bind_like_python() -> None:

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -48,6 +47,7 @@ from sematic.packaging.reference import (
     sha256_digest,
 )
 from sematic.packaging.registry import ImageReference, Manifest, RegistryClient
+from tests.ports import free_port
 from tests.registry import RegistryServer
 
 D1 = "sha256:" + "a" * 64
@@ -439,15 +439,8 @@ def test_an_index_is_followed_to_the_platform(registry: RegistryServer, index_ty
 # -- failures to connect -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_a_refused_port_is_a_registry_error() -> None:
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     with RegistryClient(address, insecure=True) as client, pytest.raises(RegistryError) as raised:
         client.get_manifest("base/python", "3.11")
     message = str(raised.value)
@@ -649,7 +642,7 @@ def token_registry() -> Iterator[TokenRegistry]:
         pytest.fail("docker-registry is not on PATH: run scripts/setup", pytrace=False)
     base = Path(tempfile.mkdtemp(prefix="sematic-token-registry-"))
     issuer = _TokenIssuer(base)
-    port = _free_port()
+    port = free_port()
     state = TokenRegistry(f"127.0.0.1:{port}", "", secrets.token_urlsafe(12))
     server = _token_server(issuer, state)
     state.realm = f"http://127.0.0.1:{server.server_address[1]}/token"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -87,18 +88,38 @@ def test_retries_by_exception_type() -> None:
     assert ATTEMPTS["other"] == 1  # KeyError is not in the retry list
 
 
+def _threads_left(before: set[threading.Thread], timeout: float = 10.0) -> list[str]:
+    """The threads started since ``before`` that still run after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left or time.monotonic() > deadline:
+            return [t.name for t in left]
+        time.sleep(0.02)
+
+
+def _assert_timed_out(error: PipelineFailedError) -> None:
+    assert isinstance(error.__cause__, FunctionTimeoutError), repr(error.__cause__)
+    assert "slow() ran longer than its timeout_mins=0.01" in str(error.__cause__)
+
+
 def test_timeouts_work_from_the_main_thread_and_from_others() -> None:
+    # slow(60) would run for a minute: its helper thread must be stopped long before.
+    before = set(threading.enumerate())
     with pytest.raises(PipelineFailedError) as caught:
-        slow(5).resolve(SilentResolver())
-    assert isinstance(caught.value.__cause__, FunctionTimeoutError)
-    assert "timeout_mins=0.01" in str(caught.value.__cause__)
+        slow(60).resolve(SilentResolver())
+    _assert_timed_out(caught.value)
+    assert _threads_left(before) == []
     assert slow(0.05).resolve(SilentResolver()) == 0.05
 
     with ThreadPoolExecutor(1) as pool:
         outcome = pool.submit(lambda: slow(0.01).resolve(SilentResolver())).result()
         assert outcome == 0.01
-        with pytest.raises(PipelineFailedError):
-            pool.submit(lambda: slow(5).resolve(SilentResolver())).result()
+        before = set(threading.enumerate())  # the pool's thread included
+        with pytest.raises(PipelineFailedError) as caught:
+            pool.submit(lambda: slow(60).resolve(SilentResolver())).result(timeout=60)
+        _assert_timed_out(caught.value)
+        assert _threads_left(before) == []  # the timed call's thread stopped
 
 
 def test_output_types_are_checked_after_running() -> None:
