@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from sematic.kubernetes.jobs import JobWatcher  # noqa: E402
 from sematic.kubernetes.manifests import job_manifest  # noqa: E402
+from sematic.kubernetes.watcher import JobWatcher  # noqa: E402
 from sematic.resolvers.cloud import CloudResolver  # noqa: E402
 from sematic.resolvers.local import LocalResolver  # noqa: E402
 from sematic.resolvers.settings import LocalSettings  # noqa: E402

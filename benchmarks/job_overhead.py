@@ -26,8 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sematic.kubernetes.jobs import JobWatcher  # noqa: E402
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest  # noqa: E402
+from sematic.kubernetes.watcher import JobWatcher  # noqa: E402
 from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop  # noqa: E402
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from sematic import KubernetesRequirements
-from sematic.kubernetes.jobs import JobOutcome, JobWatcher
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from sematic.kubernetes.watcher import JobOutcome, JobWatcher
 from tests.cluster import BUSYBOX_IMAGE, Cluster
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ import pytest
 
 from sematic.core.future import Future
 from sematic.core.jobs import TERMINATION_LOG, InputRef, WorkerJob, WorkerResult
-from sematic.kubernetes.jobs import JobWatcher
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest
+from sematic.kubernetes.watcher import JobWatcher
 from sematic.packaging.builder import build
 from sematic.packaging.config import find_config
 from sematic.storage.http import HttpArtifactStore

@@ -28,7 +28,7 @@ from sematic.kubernetes.manifests import (
 )
 
 if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to run
-    from sematic.kubernetes.jobs import JobOutcome
+    from sematic.kubernetes.watcher import JobOutcome
 
 JOB_VARIABLE = "SEMATIC_WORKER_JOB"
 # A finished Job is deleted this long after its outcome was read: the run's result has
@@ -63,8 +63,8 @@ class KubernetesWorkers:
         self._cluster = cluster
         self._log_path = log_path
         self._script = script
-        from sematic.kubernetes.jobs import JobWatcher
         from sematic.kubernetes.pipelines import PipelineObjects
+        from sematic.kubernetes.watcher import JobWatcher
 
         self._watcher = JobWatcher(api, cluster.namespace, unschedulable_after=unschedulable_after)
         self._objects = PipelineObjects(api, cluster.namespace)

@@ -22,10 +22,10 @@ from urllib3.exceptions import HTTPError
 
 from kubernetes import client
 from sematic.core.errors import InfrastructureError
-from sematic.kubernetes.jobs import JobWatcher
 from sematic.kubernetes.manifests import MANAGED_BY
+from sematic.kubernetes.watcher import JobWatcher
 
-LOGGER = "sematic.kubernetes.jobs"
+LOGGER = "sematic.kubernetes.watcher"
 HOST = "127.0.0.1"
 JOB = "w-retries-1"
 

@@ -18,8 +18,8 @@ from sematic.core.errors import (
     WorkerLostError,
 )
 from sematic.core.images import ImageMap, script_in_image
-from sematic.kubernetes.jobs import JobOutcome
 from sematic.kubernetes.manifests import ClusterSettings, driver_rbac, job_manifest
+from sematic.kubernetes.watcher import JobOutcome
 from sematic.kubernetes.workers import job_name, loss_of
 from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.driver import DriverSpec, driver_job_name

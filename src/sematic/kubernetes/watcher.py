@@ -19,7 +19,7 @@ Infrastructure causes are the ones worth retrying (the function itself did not f
 
 When the connection to the API server breaks, the watch is opened again after a pause that
 doubles each time (from ``backoff`` up to ``max_backoff`` seconds), each failure logged
-(logger ``sematic.kubernetes.jobs``); after ``max_failures`` in a row ``next_outcome``
+(logger ``sematic.kubernetes.watcher``); after ``max_failures`` in a row ``next_outcome``
 raises an ``InfrastructureError`` instead of waiting for a watch that cannot come back.
 """
 
