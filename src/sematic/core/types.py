@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from sematic.core.errors import TypeCheckError
+from sematic.core.memo import per_hint
 
 NoneType = type(None)
 _ATOMIC: frozenset[type] = frozenset({int, float, str, bool, bytes, NoneType})
@@ -223,17 +224,7 @@ class _DataclassCheck:
         return tuple(field.name for field in fields), model.__pydantic_validator__.validate_python
 
 
-_dataclass_checks: dict[Any, _DataclassCheck] = {}
-
-
-def _dataclass_check(hint: Any) -> _DataclassCheck:
-    try:
-        return _dataclass_checks[hint]
-    except KeyError:
-        check = _dataclass_checks[hint] = _DataclassCheck(hint)
-        return check
-    except TypeError:  # unhashable annotation: do not cache
-        return _DataclassCheck(hint)
+_dataclass_check = per_hint(_DataclassCheck)
 
 
 def _fallback_validator(hint: Any) -> Callable[[Any], str | None]:
@@ -243,17 +234,7 @@ def _fallback_validator(hint: Any) -> Callable[[Any], str | None]:
     return lambda value: None
 
 
-_validators: dict[Any, _Validator] = {}
-
-
-def _validator(hint: Any) -> _Validator:
-    try:
-        return _validators[hint]
-    except KeyError:
-        validator = _validators[hint] = _Validator(hint)
-        return validator
-    except TypeError:  # unhashable annotation: do not cache
-        return _Validator(hint)
+_validator = per_hint(_Validator)
 
 
 def _fast_accepts(value: Any, hint: Any) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from sematic.core.errors import ArtifactCorruptedError, ConfigurationError, TypeCheckError
+from sematic.core.memo import per_hint
 from sematic.core.records import ArtifactRecord
 from sematic.core.types import describe
 from sematic.storage.serialization import _arrays, _json
@@ -185,18 +186,7 @@ def _type_key(kind: str, hint: Any, serializer: str | None) -> str:
 
 
 def _display_type(value: Any, hint: Any) -> str:
-    if hint is Any:
-        return describe(type(value))
-    try:
-        return _display_types[hint]
-    except KeyError:
-        text = _display_types[hint] = describe(hint)
-        return text
-    except TypeError:  # unhashable annotation
-        return describe(hint)
-
-
-_display_types: dict[Any, str] = {}
+    return describe(type(value)) if hint is Any else _described(hint)
 
 
 def _user_summary(user: Serializer[Any], value: Any) -> Any:
@@ -208,18 +198,9 @@ def _user_summary(user: Serializer[Any], value: Any) -> Any:
         return summarize(value)
 
 
-_hint_keys: dict[Any, str] = {}
-
-
 def hint_key(hint: Any) -> str:
     """A canonical, process-independent name for an annotation (classes fully qualified)."""
-    try:
-        return _hint_keys[hint]
-    except KeyError:
-        key = _hint_keys[hint] = _hint_key(hint)
-        return key
-    except TypeError:  # unhashable annotation
-        return _hint_key(hint)
+    return _hint_keys(hint)
 
 
 def _hint_key(hint: Any) -> str:
@@ -255,3 +236,7 @@ def _strip_addresses(text: str) -> str:
     import re
 
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+
+_hint_keys = per_hint(_hint_key)
+_described = per_hint(describe)
