@@ -35,9 +35,14 @@ from sematic.kubernetes.watcher import JobWatcher  # noqa: E402
 from sematic.resolvers.cloud import CloudResolver  # noqa: E402
 from sematic.resolvers.local import LocalResolver  # noqa: E402
 from sematic.resolvers.settings import LocalSettings  # noqa: E402
-from tests.cloud import build_project, cluster_settings, prepare_cluster, unlabel_node  # noqa: E402
-from tests.cluster import cluster_dir, start, stop  # noqa: E402
-from tests.registry import RegistryServer  # noqa: E402
+from tests.harness.cloud import (  # noqa: E402
+    build_project,
+    cluster_settings,
+    prepare_cluster,
+    unlabel_node,
+)
+from tests.harness.cluster import cluster_dir, start, stop  # noqa: E402
+from tests.harness.registry import RegistryServer  # noqa: E402
 from tests.unit.server.conftest import start_server  # noqa: E402
 
 

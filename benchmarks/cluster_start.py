@@ -1,4 +1,4 @@
-"""The local single-node Kubernetes (tests/cluster.py): warm start, memory, a Job, stop.
+"""The local single-node Kubernetes (tests/harness/cluster.py): warm start, memory, a Job, stop.
 
 Prints, for --cycles start/stop cycles with the binaries already built:
 - start: from nothing running to the node Ready and the default service account there
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop  # noqa: E402
+from tests.harness.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop  # noqa: E402
 
 GOAL_START = 30.0
 

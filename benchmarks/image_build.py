@@ -8,7 +8,7 @@ and the bytes each code-change build uploaded. buildah uses its layer cache (`--
 vfs storage and chroot isolation (what runs here without a daemon), then `buildah push`.
 
 Needs scripts/setup's packages (docker-registry, buildah, debootstrap, skopeo); the base
-image comes from tests/images.py (built once, cached under ~/.cache/sematic-dev).
+image comes from tests/harness/images.py (built once, cached under ~/.cache/sematic-dev).
 Usage: .venv/bin/python benchmarks/image_build.py [--repeat 5]
 """
 
@@ -34,8 +34,8 @@ from sematic.packaging.config import find_config  # noqa: E402
 from sematic.packaging.dependencies import SKIP, install_dependencies  # noqa: E402
 from sematic.packaging.layers import tree_entries  # noqa: E402
 from sematic.packaging.target import Target  # noqa: E402
-from tests.images import push_base  # noqa: E402
-from tests.registry import RegistryServer, local_registry  # noqa: E402
+from tests.harness.images import push_base  # noqa: E402
+from tests.harness.registry import RegistryServer, local_registry  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ dependencies for each base's own Python with uv, on a same-Python and an other-P
 Two builders, each run in its own interpreter (the venv's Python, with PYTHONPATH naming
 the source to use): "today" is the package at --old-rev (default 2668c68, extracted with
 `git archive` into a temporary folder unless --old-src names one), "new" is this working
-tree's src/. Two bases from tests/images.py, pushed to one throwaway registry: Debian
+tree's src/. Two bases from tests/harness/images.py, pushed to one throwaway registry: Debian
 bookworm with Python 3.11 (this machine's) and Debian trixie with Python 3.13.
 
 For each builder and base, with examples/two_bases and `distributions = []`:
@@ -19,7 +19,7 @@ bytes are what the build uploaded. "image works": after build 1, the image's lay
 pulled from the registry, unpacked into a root filesystem (device files skipped) and
 `chroot ROOTFS /usr/bin/python3 -c "...; import pydantic_core"` runs (needs root).
 
-Prints figures side by side; nothing is asserted. The bases come from tests/images.py
+Prints figures side by side; nothing is asserted. The bases come from tests/harness/images.py
 (built once with debootstrap, cached under ~/.cache/sematic-dev); the new builder needs
 uv and the package index. Usage:
     .venv/bin/python benchmarks/image_targets.py [--repeat 3] [--old-rev 2668c68]
@@ -50,7 +50,7 @@ _CHECK = (
     "import sys; sys.path.insert(0, '/opt/sematic/site-packages'); import pydantic_core; "
     "print(pydantic_core.__file__)"
 )
-_BASES = (  # (key, label, tests.images image name)
+_BASES = (  # (key, label, tests.harness.images image name)
     ("py311", "bookworm, Python 3.11", "PY311"),
     ("py313", "trixie, Python 3.13", "PY313"),
 )
@@ -124,7 +124,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from tests import images
-    from tests.registry import local_registry
+    from tests.harness.registry import local_registry
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sematic-targets-") as tmp, local_registry() as reg:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest  # noqa: E402
 from sematic.kubernetes.watcher import JobWatcher  # noqa: E402
-from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop  # noqa: E402
+from tests.harness.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, start, stop  # noqa: E402
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import sematic
-from tests.postgres import postgres_server, postgres_url
+from tests.harness.postgres import postgres_server, postgres_url
 
 __all__ = ["home", "postgres_server", "postgres_url", "silent"]
 

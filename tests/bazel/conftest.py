@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.registry import registry
+from tests.harness.registry import registry
 
 __all__ = ["registry"]

@@ -18,8 +18,8 @@ import pytest
 
 from sematic.packaging.reference import ImageReference
 from sematic.packaging.registry import RegistryClient
-from tests.images import push_test_bases
-from tests.registry import RegistryServer
+from tests.harness.images import push_test_bases
+from tests.harness.registry import RegistryServer
 
 pytestmark = pytest.mark.slow
 

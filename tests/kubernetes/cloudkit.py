@@ -25,9 +25,9 @@ from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.http import open_http_stores
 from sematic.storage.serialization import deserialize
-from tests.cloud import build_project, cluster_settings, prepare_cluster, unlabel_node
-from tests.cluster import Cluster
-from tests.registry import RegistryServer
+from tests.harness.cloud import build_project, cluster_settings, prepare_cluster, unlabel_node
+from tests.harness.cluster import Cluster
+from tests.harness.registry import RegistryServer
 from tests.unit.server.conftest import Server
 
 TERMINAL = {"RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"}

@@ -1,4 +1,4 @@
-"""A real Kubernetes for these tests: the local one (tests/cluster.py) or $KUBECONFIG's."""
+"""A real Kubernetes for these tests: the local one (tests/harness/cluster.py) or $KUBECONFIG's."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, kubernetes_cluster
-from tests.registry import RegistryServer
+from tests.harness.cluster import Cluster, kubernetes_cluster
+from tests.harness.registry import RegistryServer
 from tests.unit.server.conftest import Server, start_server
 
 __all__ = ["cluster_registry", "kubernetes_cluster", "server"]
@@ -21,7 +21,7 @@ def cluster_registry(kubernetes_cluster: Cluster) -> RegistryServer:
         pytest.fail(
             "this test pushes images to the local cluster's registry, and KUBECONFIG names "
             "another cluster: unset KUBECONFIG, so that the tests start the local one "
-            "(tests/cluster.py; scripts/setup installs its tools)",
+            "(tests/harness/cluster.py; scripts/setup installs its tools)",
             pytrace=False,
         )
     address = kubernetes_cluster.registry

@@ -32,12 +32,12 @@ from sematic.core.errors import (
 from sematic.core.images import ImageMap
 from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.settings import LocalSettings
-from tests.cloud import INSTANCE_TYPE
-from tests.cluster import Cluster
+from tests.harness.cloud import INSTANCE_TYPE
+from tests.harness.cluster import Cluster
+from tests.harness.registry import RegistryServer
 from tests.kubernetes.cloudkit import Cloud, cloud_on
 from tests.kubernetes.cloudkit import label as _label
 from tests.kubernetes.cloudkit import wait_running as _wait_running
-from tests.registry import RegistryServer
 from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, kernel_settings, start, stop
+from tests.harness.cluster import BUSYBOX_IMAGE, Cluster, cluster_dir, kernel_settings, start, stop
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from sematic import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest
 from sematic.kubernetes.watcher import JobOutcome, JobWatcher
-from tests.cluster import BUSYBOX_IMAGE, Cluster
+from tests.harness.cluster import BUSYBOX_IMAGE, Cluster
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 
 from sematic import KubernetesRequirements, KubernetesSecret
 from sematic.kubernetes.manifests import ClusterSettings, job_manifest
-from tests.cluster import BUSYBOX_IMAGE, Cluster
+from tests.harness.cluster import BUSYBOX_IMAGE, Cluster
 
 pytestmark = pytest.mark.slow
 

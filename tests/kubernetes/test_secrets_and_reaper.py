@@ -26,11 +26,11 @@ from sematic.kubernetes.pipelines import key_secret_name
 from sematic.resolvers.cluster_rerun import ClusterRerun
 from sematic.resolvers.reaper import DRIVER_GONE, Reaped, Reaper
 from sematic.storage.http import open_http_stores
-from tests.cluster import Cluster
+from tests.harness.cluster import Cluster
+from tests.harness.registry import RegistryServer
 from tests.kubernetes.cloudkit import TERMINAL, Cloud, cloud_on
 from tests.kubernetes.cloudkit import label as _label
 from tests.kubernetes.cloudkit import wait_running as _wait_running
-from tests.registry import RegistryServer
 from tests.unit.server.conftest import Server, server_env, start_server
 
 pytestmark = pytest.mark.slow

@@ -23,9 +23,9 @@ from sematic.packaging.builder import build
 from sematic.packaging.config import find_config
 from sematic.storage.http import HttpArtifactStore
 from sematic.storage.serialization import deserialize, serialize
-from tests.cluster import Cluster
-from tests.images import push_base
-from tests.registry import RegistryServer
+from tests.harness.cluster import Cluster
+from tests.harness.images import push_base
+from tests.harness.registry import RegistryServer
 from tests.unit.server.conftest import Server
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,8 @@ import pytest
 from sematic.cli import server_control
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.artifacts import FsspecArtifactStore
+from tests.harness.ports import free_port
 from tests.pipelines.local import three_steps
-from tests.ports import free_port
 from tests.unit.cli.conftest import ROOT, SCRIPT, invoke, sematic
 
 

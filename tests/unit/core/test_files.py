@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from sematic.core.files import private_folder, write_private
-from tests.ports import free_port
+from tests.harness.ports import free_port
 
 ROOT = Path(__file__).parents[3]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.containers import container_runner
-from tests.images import base_images, target_bases
-from tests.registry import auth_registry, registry
+from tests.harness.containers import container_runner
+from tests.harness.images import base_images, target_bases
+from tests.harness.registry import auth_registry, registry
 
 __all__ = ["auth_registry", "base_images", "container_runner", "registry", "target_bases"]

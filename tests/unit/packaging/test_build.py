@@ -20,8 +20,8 @@ import pytest
 from sematic.core.errors import ImageNotFoundError, RegistryAuthError, RegistryError
 from sematic.packaging.builder import BuildResult, build
 from sematic.packaging.config import PackagingConfig, find_config
-from tests.containers import ContainerRunner, run_function
-from tests.registry import RegistryServer
+from tests.harness.containers import ContainerRunner, run_function
+from tests.harness.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "two_bases"

@@ -1,11 +1,11 @@
 """Images that run where they are going: `sematic build` on this machine (CPython 3.11,
 linux/amd64) for bases with other Pythons and platforms, all real.
 
-The bases (tests/images.py, ``target_bases``): Debian bookworm (3.11), Debian trixie (3.13),
+The bases (tests/harness/images.py, ``target_bases``): Debian bookworm (3.11), Debian trixie (3.13),
 a python:3.10-slim-like base (this machine's pyenv CPython 3.10 on bookworm), a 3.9 one
 (refused), bookworm without Python (refused), bookworm for linux/arm64 (cannot run here: its
 files are inspected), and an index of the amd64 and arm64 bookworm images. Images are run
-with runc (tests/containers.py): a step type-checks a ``list[dataclass]`` and uses numpy.
+with runc (tests/harness/containers.py): a step type-checks a ``list[dataclass]`` and uses numpy.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pytest
 from sematic.core.errors import ConfigurationError
 from sematic.packaging.builder import BuildResult, build
 from sematic.packaging.config import PackagingConfig, find_config
-from tests.containers import ContainerRunner, run_function
-from tests.registry import RegistryServer
+from tests.harness.containers import ContainerRunner, run_function
+from tests.harness.registry import RegistryServer
 
 pytestmark = pytest.mark.slow
 

@@ -31,8 +31,8 @@ from sematic.packaging.check import PREFIX, CheckResult, check_image, check_imag
 from sematic.packaging.config import find_config
 from sematic.packaging.reference import ImageReference, sha256_digest
 from sematic.packaging.registry import Manifest, RegistryClient
-from tests.containers import ContainerRunner, cgroup_folders, host_snapshot
-from tests.registry import RegistryServer
+from tests.harness.containers import ContainerRunner, cgroup_folders, host_snapshot
+from tests.harness.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "two_bases"

@@ -1,7 +1,8 @@
 """The real parts the image-builder tests stand on: registries, base images, the runner.
 
-These check the fixtures of tests/registry.py, tests/images.py and tests/containers.py
-themselves, so that a failing builder test points at the builder, not at its test bench.
+These check the fixtures of tests/harness/registry.py, tests/harness/images.py and
+tests/harness/containers.py themselves, so that a failing builder test points at the
+builder, not at its test bench.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.containers import ContainerRunner, cgroup_folders, host_snapshot
-from tests.images import (
+from tests.harness.containers import ContainerRunner, cgroup_folders, host_snapshot
+from tests.harness.images import (
     BOOKWORM,
     BOOKWORM_ARM64,
     BOOKWORM_MINBASE,
@@ -35,7 +36,7 @@ from tests.images import (
     pack_rootfs,
     push_base,
 )
-from tests.registry import RegistryServer
+from tests.harness.registry import RegistryServer
 
 PROBE = (
     "import sys,os; print(sys.version_info[:2], open('/etc/sematic-base').read().strip(), "

@@ -1,6 +1,6 @@
 """The OCI distribution client against real registries.
 
-``registry`` and ``auth_registry`` (tests/registry.py) are Debian's docker-registry, open
+``registry`` and ``auth_registry`` (tests/harness/registry.py) are Debian's docker-registry, open
 and behind htpasswd Basic authentication. ``token_registry`` (here) is the same registry
 behind Docker token authentication: a small token server in a thread issues RS256 JWTs
 signed with ``openssl`` (user ``sematic`` may push, anonymous users may pull), and the
@@ -47,8 +47,8 @@ from sematic.packaging.reference import (
     sha256_digest,
 )
 from sematic.packaging.registry import ImageReference, Manifest, RegistryClient
-from tests.ports import free_port
-from tests.registry import RegistryServer
+from tests.harness.ports import free_port
+from tests.harness.registry import RegistryServer
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "0123456789abcdef" * 4

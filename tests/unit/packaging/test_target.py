@@ -18,7 +18,7 @@ import pytest
 
 from sematic.core.errors import ConfigurationError
 from sematic.packaging.target import Target, detect_target
-from tests.images import base_layer
+from tests.harness.images import base_layer
 
 
 @dataclass(frozen=True)

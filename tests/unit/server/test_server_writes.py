@@ -39,7 +39,7 @@ from sematic.storage.http import (
 )
 from sematic.storage.serialization import FORMAT, hint_key, serialize
 from sematic.storage.sql import SqlMetadataStore
-from tests.ports import free_port
+from tests.harness.ports import free_port
 from tests.unit.server.conftest import TAG, Recorded, Server, server_env, start_server
 
 KEY = "writes-test-key"

@@ -1,4 +1,5 @@
-"""SqlMetadataStore on a SQLite file and on a real PostgreSQL server (see tests/postgres.py)."""
+"""SqlMetadataStore on a SQLite file and on a real PostgreSQL server
+(see tests/harness/postgres.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A real single-node Kubernetes on this machine, for the cloud tests.
 
-``python -m tests.cluster start`` (what ``scripts/cluster start`` runs) starts, all on
+``python -m tests.harness.cluster start`` (what ``scripts/cluster start`` runs) starts, all on
 127.0.0.1 and under one folder (``$SEMATIC_CLUSTER_DIR``, default
 ``/tmp/sematic-dev-cluster``):
 
@@ -49,9 +49,9 @@ import pytest
 from sematic.packaging.layers import Entry, LayerCache
 from sematic.packaging.reference import OCI_MANIFEST
 from sematic.packaging.registry import Manifest, RegistryClient
-from tests.ports import free_port
+from tests.harness.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VERSION = "v1.20.2"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -526,7 +526,7 @@ def _push(
         "os": "linux",
         "config": settings,
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-        "history": [{"created_by": "tests/cluster.py"}],
+        "history": [{"created_by": "tests/harness/cluster.py"}],
     }
     config_blob = json.dumps(config, sort_keys=True).encode()
     config_digest = Manifest.of(OCI_CONFIG, config_blob).digest
@@ -622,7 +622,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     )
     script = node / "node.sh"
     script.write_text(f"""#!/bin/bash
-# The node, in its own mount namespace (started by tests/cluster.py with unshare -m).
+# The node, in its own mount namespace (started by tests/harness/cluster.py with unshare -m).
 set -euo pipefail
 N="{node}"
 mkdir -p "$N/sysctl"

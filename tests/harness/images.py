@@ -34,7 +34,7 @@ Python 3.11 base; ``push_index`` pushes a multi-platform image index. ``base_ima
 Missing tools (``debootstrap``, ``skopeo``, ``unshare``) or a missing pyenv interpreter fail
 the tests that need them (never skip them): run ``scripts/setup``.
 
-Also usable by hand: ``python -m tests.images [NAME ...]`` builds (or finds) the cached
+Also usable by hand: ``python -m tests.harness.images [NAME ...]`` builds (or finds) the cached
 tars (default: all of them) and prints their paths.
 """
 
@@ -63,7 +63,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tests.registry import RegistryServer
+from tests.harness.registry import RegistryServer
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What python:X.Y-slim images put first: their interpreter lives in /usr/local/bin.
@@ -119,7 +119,7 @@ def cache_dir() -> Path:
 
 
 def _progress(message: str) -> None:
-    print(f"[tests.images] {message}", file=sys.stderr, flush=True)
+    print(f"[tests.harness.images] {message}", file=sys.stderr, flush=True)
 
 
 def _tool(name: str) -> str:
@@ -731,7 +731,9 @@ def _image_manifest(
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [{"created_by": f"tests/images.py: layer {i}"} for i in range(len(layers))],
+        "history": [
+            {"created_by": f"tests/harness/images.py: layer {i}"} for i in range(len(layers))
+        ],
     }
     config_digest, config_size = _blob(layout, _canonical(config))
     manifest = {

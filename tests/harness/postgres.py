@@ -12,7 +12,7 @@ PostgreSQL (``apt-get install postgresql``) or set ``SEMATIC_TEST_POSTGRES_URL``
 
 ``postgres_url`` (per test) creates an empty database and drops it afterwards.
 
-Also usable by hand: ``python -m tests.postgres`` prints a URL and serves until Ctrl-C.
+Also usable by hand: ``python -m tests.harness.postgres`` prints a URL and serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.ports import free_port
+from tests.harness.ports import free_port
 
 ENV = "SEMATIC_TEST_POSTGRES_URL"
 USER = "postgres"

@@ -8,7 +8,7 @@ harnesses that start servers retry with another port when theirs is taken.
 (``/proc/sys/net/ipv4/ip_local_port_range``): a port from that range can be taken by any
 outgoing connection (the apiserver's to etcd, say) between the moment it is chosen and the
 moment the server binds it, which was seen once with the kubelet. The local cluster
-(tests/cluster.py), which starts several long-lived servers at once, uses these.
+(tests/harness/cluster.py), which starts several long-lived servers at once, uses these.
 
 No port is handed out twice by one process, so ports chosen in a row, before any server
 has bound them, all differ.

@@ -15,11 +15,11 @@ from sematic.core.images import ImageMap
 from sematic.kubernetes.manifests import ClusterSettings, driver_rbac
 from sematic.packaging.builder import build
 from sematic.packaging.config import find_config
-from tests.cluster import Cluster
-from tests.images import push_test_bases
-from tests.registry import RegistryServer
+from tests.harness.cluster import Cluster
+from tests.harness.images import push_test_bases
+from tests.harness.registry import RegistryServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER_ACCOUNT = "sematic-driver"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 NODE = "localhost"

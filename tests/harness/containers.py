@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from tests.images import remove_tree, skopeo
+from tests.harness.images import remove_tree, skopeo
 
 
 class ContainerUnavailableError(RuntimeError):

@@ -13,7 +13,7 @@ temporary directory, not to the test output.
 A missing ``docker-registry`` or ``htpasswd`` fails the tests that need them (never skips
 them): run ``scripts/setup``.
 
-Also usable by hand: ``python -m tests.registry [--auth] [--port N] [--bases]`` prints the
+Also usable by hand: ``python -m tests.harness.registry [--auth] [--port N] [--bases]`` prints the
 address and serves until Ctrl-C (``scripts/registry`` does that with the bases on 5000).
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ports import free_port
+from tests.harness.ports import free_port
 
 USERNAME = "sematic"
 READY_TIMEOUT = 30.0
@@ -239,7 +239,7 @@ def _serve(auth: bool, port: int | None, bases: bool) -> None:
     signal.signal(signal.SIGTERM, interrupt)
     with local_registry(auth=auth, port=port) as server:
         if bases:
-            from tests.images import push_test_bases
+            from tests.harness.images import push_test_bases
 
             for image in push_test_bases(server).values():
                 print(f"pushed {image}", flush=True)
