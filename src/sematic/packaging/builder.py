@@ -28,7 +28,7 @@ from sematic.packaging import contents
 from sematic.packaging.check import CheckResult, check_image
 from sematic.packaging.config import PackagingConfig
 from sematic.packaging.dependencies import SKIP, install_dependencies
-from sematic.packaging.layers import Entry, Layer, LayerCache, tree_entries
+from sematic.packaging.layers import Entry, Layer, LayerCache, cached_blob, tree_entries
 from sematic.packaging.reference import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from sematic.packaging.registry import ImageReference, Manifest, RegistryClient
 from sematic.packaging.target import Target, detect_target
@@ -195,7 +195,7 @@ def _target(
     except (OSError, ValueError, KeyError, TypeError):
         pass
     layers = [
-        _base_blob(source, reference.repository, str(d["digest"]), cache)
+        cached_blob(source, reference.repository, str(d["digest"]), cache)
         for d in manifest["layers"]
     ]
     target = detect_target(name, image_config, layers, python=config.python)
@@ -271,7 +271,7 @@ def _image(
             if registry.blob_exists(repository, digest):
                 present += 1
                 continue
-            blob = _base_blob(base.source, base.reference.repository, digest, cache)
+            blob = cached_blob(base.source, base.reference.repository, digest, cache)
             mount = base.reference.repository if base.source is registry else None
             sent = registry.push_blob(repository, digest, blob, mount_from=mount)
             uploaded, present = uploaded + sent, present + (not sent)
@@ -365,14 +365,6 @@ def _put_manifest_once(
         return False
     registry.put_manifest(repository, tag, manifest)
     return True
-
-
-def _base_blob(source: RegistryClient, repository: str, digest: str, cache: Path) -> Path:
-    path = cache / "base-blobs" / digest.replace(":", "-")
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        source.download_blob(repository, digest, path)
-    return path
 
 
 def _config(

@@ -17,8 +17,6 @@ would reach outside the root filesystem through a symbolic link is refused.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import json
 import lzma
@@ -40,6 +38,7 @@ from typing import IO, Any, cast
 
 from sematic.core.errors import ConfigurationError
 from sematic.packaging.contents import WORKER
+from sematic.packaging.layers import cached_blob, open_layer
 from sematic.packaging.reference import ImageReference
 from sematic.packaging.registry import RegistryClient
 
@@ -154,7 +153,7 @@ def check_image(
     sizes = sum(int(layer.get("size", 0)) for layer in layers)
     bundle = Path(tempfile.mkdtemp(prefix=PREFIX, dir=_bundle_parent(cache, sizes)))
     try:
-        blobs = [_layer_blob(registry, repository, str(layer["digest"]), cache) for layer in layers]
+        blobs = [cached_blob(registry, repository, str(layer["digest"]), cache) for layer in layers]
         ok, output, unpacked, ran = _unpack_and_run(runc, bundle, blobs, settings, timeout)
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
@@ -199,18 +198,6 @@ def _bundle_parent(cache: Path, compressed: int) -> Path:
     return folder
 
 
-def _layer_blob(registry: RegistryClient, repository: str, digest: str, cache: Path) -> Path:
-    """The layer blob as a file: the builder's own layer, a base layer it downloaded, or
-    downloaded now into ``CACHE/base-blobs``."""
-    name = digest.replace(":", "-")
-    for known in (cache / "layers" / "blobs" / name, cache / "base-blobs" / name):
-        if known.is_file():
-            return known
-    path = cache / "base-blobs" / name
-    registry.download_blob(repository, digest, path)
-    return path
-
-
 # -- unpacking ------------------------------------------------------------------------------
 
 
@@ -221,31 +208,12 @@ def unpack_layers(blobs: Iterable[Path], rootfs: Path) -> None:
     rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
     for blob in blobs:
         try:
-            with _decompressed(blob) as tar_stream:
+            with open_layer(blob) as tar_stream:
                 _unpack_layer(tar_stream, _Root(str(rootfs)))
         except (tarfile.TarError, EOFError, OSError, lzma.LZMAError) as error:
             raise ConfigurationError(
                 f"cannot unpack layer {blob.name}: {type(error).__name__}: {error}"
             ) from error
-
-
-def _decompressed(blob: Path) -> io.BufferedIOBase:
-    """The layer's tar, read as a stream (tarfile's own decompression copies its whole
-    buffer for every 512-byte read: several times slower)."""
-    with blob.open("rb") as raw:
-        magic = raw.read(6)
-    if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(blob, "rb")
-    if magic.startswith(b"BZh"):
-        return bz2.open(blob, "rb")
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return lzma.open(blob, "rb")
-    if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        raise ConfigurationError(
-            f"layer {blob.name} is zstd-compressed, which the check cannot unpack yet; "
-            "use a base image with gzip layers"
-        )
-    return blob.open("rb")
 
 
 class _Root:

@@ -11,10 +11,12 @@ neither read nor compressed again.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import stat
 import tarfile
@@ -22,7 +24,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sematic.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sematic.packaging.registry import RegistryClient
 
 _CHUNK = 1 << 20
 _COMPRESSLEVEL = 6
@@ -234,3 +241,38 @@ def _write_atomically(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(temporary, path)
+
+
+def cached_blob(registry: RegistryClient, repository: str, digest: str, cache: Path) -> Path:
+    """A blob as a file in ``cache``: one of our layers (``layers/blobs``), a base layer
+    downloaded before (``base-blobs``), else downloaded now into ``base-blobs``."""
+    name = digest.replace(":", "-")
+    ours = cache / "layers" / "blobs" / name
+    if ours.is_file():
+        return ours
+    path = cache / "base-blobs" / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        registry.download_blob(repository, digest, path)
+    return path
+
+
+def open_layer(blob: Path) -> io.BufferedIOBase:
+    """A layer blob's tar as a stream: gzip, bzip2 or xz (told by its magic bytes), else a
+    plain tar. Decompressed outside ``tarfile``, whose own decompression copies its whole
+    buffer for every 512-byte read (several times slower). A zstd layer is a
+    ConfigurationError: nothing here reads zstd yet."""
+    with blob.open("rb") as raw:
+        magic = raw.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(blob, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(blob, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(blob, "rb")
+    if magic.startswith(b"\x28\xb5\x2f\xfd"):
+        raise ConfigurationError(
+            f"layer {blob.name} is compressed with zstd, which sematic cannot read yet: use "
+            "a base image pushed with gzip layers"
+        )
+    return blob.open("rb")

@@ -13,6 +13,8 @@ the interpreter the images run and the C library it links against.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import lzma
 import re
 import struct
 import tarfile
@@ -20,9 +22,10 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias, cast
 
 from sematic.core.errors import ConfigurationError
+from sematic.packaging.layers import open_layer
 
 # The Pythons the code that runs inside images (worker, driver, type checks, serializers)
 # supports, inclusive: the ones the suite runs images of (3.10, 3.11, 3.13) or the worker's
@@ -146,7 +149,6 @@ def _pair(value: object) -> tuple[int, int]:
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_LINKS = 40  # symbolic links followed in one lookup before calling it a loop (as Linux)
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _OPAQUE = ".wh..wh..opq"
 _WHITEOUT = ".wh."
 # Files whose bytes are kept while streaming: the C libraries (a few MB each) ...
@@ -310,22 +312,19 @@ def _ensure_dir(root: _Dir, path: str) -> _Dir:
 
 @contextlib.contextmanager
 def _open_layer(base: str, index: int, path: Path) -> Iterator[tarfile.TarFile]:
-    """The layer at ``path`` as a tar stream (compression told by its magic bytes)."""
-    with path.open("rb") as raw:
-        if raw.read(4) == _ZSTD_MAGIC:
-            raise ConfigurationError(
-                f"Layer {index + 1} of base image {base!r} is compressed with zstd, which "
-                "sematic does not support yet. Use a base image pushed with gzip layers."
-            )
-        raw.seek(0)
-        try:
-            with tarfile.open(fileobj=raw, mode="r|*") as tar:
-                yield tar
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            raise ConfigurationError(
-                f"Layer {index + 1} of base image {base!r} ({path.name}) is not a readable "
-                f"tar: {exc}"
-            ) from exc
+    """The layer at ``path`` as a tar stream (``layers.open_layer``)."""
+    try:
+        stream = open_layer(path)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"Layer {index + 1} of base image {base!r}: {error}") from None
+    try:
+        with stream, tarfile.open(fileobj=cast("IO[bytes]", stream), mode="r|") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise ConfigurationError(
+            f"Layer {index + 1} of base image {base!r} ({path.name}) is not a readable "
+            f"tar: {exc}"
+        ) from exc
 
 
 def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
