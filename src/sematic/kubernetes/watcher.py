@@ -37,6 +37,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from sematic.core.errors import InfrastructureError
 from sematic.kubernetes.manifests import MANAGED_BY
+from sematic.kubernetes.pipelines import PipelineObjects
 
 _SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 _PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -87,6 +88,7 @@ class JobWatcher:
         # The client's models are loosely typed (and payloads are plain dicts here): Any.
         self._batch: Any = client.BatchV1Api(api)
         self._core: Any = client.CoreV1Api(api)
+        self._objects = PipelineObjects(api, namespace)
         self._namespace = namespace
         self._unschedulable_after = unschedulable_after
         self._pending: dict[str, float] = {}  # job name -> when it was submitted
@@ -109,7 +111,7 @@ class JobWatcher:
         name = str(manifest["metadata"]["name"])
         self._pending[name] = time.monotonic()
         try:
-            self._batch.create_namespaced_job(self._namespace, manifest)
+            self._objects.create_job(manifest)
         except ApiException as error:
             if error.status != 409:
                 self._pending.pop(name, None)

@@ -6,28 +6,25 @@ default). Runs and artifacts are recorded through a Sematic server the pods reac
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
-from sematic.core.images import SCRIPT_VARIABLE, ImageMap, script_in_image
-from sematic.core.loading import main_script
+from sematic.core.images import ImageMap
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
-from sematic.kubernetes.workers import KubernetesWorkers
-from sematic.resolvers.driver import DriverSpec, record_root, start_driver
-from sematic.resolvers.local import LocalResolver, rebuild_pipeline
-from sematic.resolvers.reuse import Reuse
-from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import open_stores
+from sematic.resolvers.driver import DriverSpec, kubernetes_placement, record_root, start_driver
+from sematic.resolvers.settings import (
+    LocalSettings,
+    built_images,
+    cluster_from_environment,
+    script_in_images,
+)
+from sematic.resolvers.tracked import TrackedResolution, parallelism
 
-IN_CLUSTER = "in-cluster"  # as sematic.kubernetes.pipelines.IN_CLUSTER (imported lazily)
 
-
-class CloudResolver(LocalResolver):
+class CloudResolver:
     """Resolves on Kubernetes.
 
     - ``detach``: ``True`` (default) records the root run, submits a driver Job that
@@ -60,7 +57,6 @@ class CloudResolver(LocalResolver):
         unschedulable_after: float = 60.0,
         check_registry: bool = True,
     ) -> None:
-        super().__init__(max_parallelism=max_parallelism or 10, progress=False, settings=settings)
         if not isinstance(detach, bool):
             raise ConfigurationError(f"CloudResolver(detach=...) takes a bool, got {detach!r}")
         if not isinstance(driver_restarts, int) or driver_restarts < 0:
@@ -76,25 +72,37 @@ class CloudResolver(LocalResolver):
             )
         self.detach = detach
         self.images = images
-        self.cluster = cluster or ClusterSettings.from_environment()
+        self.cluster = cluster or cluster_from_environment()
         self.kubeconfig = kubeconfig
         self.driver_requirements = driver_requirements
         self.driver_restarts = driver_restarts
         self.unschedulable_after = unschedulable_after
         self.check_registry = check_registry
-        self.script: str | None = None  # where the user's script is in the images
+        self.max_parallelism = parallelism("CloudResolver", max_parallelism, default=10)
+        self.settings = settings
 
     def resolve(self, future: Future) -> Any:
         """``detach=False``: the pipeline's value. ``detach=True``: the root run's id, once
         the driver Job is submitted."""
-        if not self.detach:
-            return super().resolve(future)
-        return self._submit_driver(future)
-
-    def _submit_driver(self, future: Future) -> str:
-        """Record the root run, submit the driver Job; return the root run's id."""
         settings = self.settings or LocalSettings.from_environment()
-        images = self.checked(future, settings)
+        images, script = self.checked(future, settings)
+        if not self.detach:
+            tracked = TrackedResolution(settings, self.max_parallelism, progress=False)
+            place = kubernetes_placement(
+                images,
+                self.cluster,
+                settings,
+                kubeconfig=self.kubeconfig,
+                script=script,
+                unschedulable_after=self.unschedulable_after,
+            )
+            return tracked.resolve(future, place)
+        return self._submit_driver(future, settings, images, script)
+
+    def _submit_driver(
+        self, future: Future, settings: LocalSettings, images: ImageMap, script: str | None
+    ) -> str:
+        """Record the root run, submit the driver Job; return the root run's id."""
         upstream = [name for name, value in future.kwargs.items() if isinstance(value, Future)]
         if upstream:
             raise ConfigurationError(
@@ -105,13 +113,15 @@ class CloudResolver(LocalResolver):
         # The root run names the driver's image: the pipeline is driven in a Job (the reaper
         # looks for that Job; a rerun from the server starts another on the same image).
         record_root(future, settings, ImageMap(images.images, images.driver))
+        from sematic.kubernetes.pipelines import api_client
+
         start_driver(
-            self.api_client(),
+            api_client(self.kubeconfig),
             DriverSpec(
                 root_id=future.id,
                 images=dict(images.images),
                 driver_image=images.driver,
-                script=self.script,
+                script=script,
                 cluster=self.cluster.to_dict(),
                 max_parallelism=self.max_parallelism,
                 unschedulable_after=self.unschedulable_after,
@@ -125,31 +135,14 @@ class CloudResolver(LocalResolver):
         print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
         return future.id
 
-    def resolve_rerun(self, root_id: str, rerun_of: str, start: str | None) -> Any:
-        """Resolve the recorded root run ``root_id``, a rerun of the pipeline ``rerun_of``
-        (a driver started by the server): ``start`` and what it influenced execute again,
-        every other output ``rerun_of`` recorded is reused (``start`` None: none is)."""
-        settings = self.settings or LocalSettings.from_environment()
-        reuse = Reuse()
-        if start is not None:
-            metadata, _ = open_stores(settings)
-            try:
-                reuse = Reuse.rerun_from(
-                    start, metadata.runs_of_root(rerun_of), metadata.edges_of_root(rerun_of)
-                )
-            finally:
-                metadata.close()
-        future = rebuild_pipeline(root_id, settings)
-        future.id = root_id  # the recorded root run, CREATED by the server
-        return self._resolve(future, reuse)
-
-    def checked(self, future: Future, settings: LocalSettings) -> ImageMap:
-        """Everything that can be checked before a Job is submitted, or a clear error."""
+    def checked(self, future: Future, settings: LocalSettings) -> tuple[ImageMap, str | None]:
+        """Everything that can be checked before a Job is submitted, or a clear error; the
+        images and where the user's script is in them."""
         if not isinstance(future, Future):
             raise ConfigurationError(
                 f"resolve() takes the Future returned by calling a @sematic.func, got {future!r}"
             )
-        images = self.images or ImageMap.from_environment()
+        images = self.images or built_images()
         if images is None:
             raise ConfigurationError(
                 "CloudResolver needs container images and none were built: run the script "
@@ -168,34 +161,7 @@ class CloudResolver(LocalResolver):
             check_images_present(
                 [*images.images.values(), images.driver], insecure=images.insecure_registries
             )
-        if self.script is None:
-            main = main_script()
-            self.script = os.environ.get(SCRIPT_VARIABLE) or (
-                script_in_image(Path(main)) if main else None
-            )
-        return images
-
-    def api_client(self) -> Any:
-        from sematic.kubernetes.pipelines import api_client
-
-        return api_client(self.kubeconfig)
-
-    def _placement(
-        self, future: Future, settings: LocalSettings
-    ) -> tuple[KubernetesWorkers, ImageMap]:
-        images = self.checked(future, settings)
-        workers = KubernetesWorkers(
-            self.api_client(),
-            images,
-            self.cluster,
-            settings.log_path,
-            script=self.script,
-            unschedulable_after=self.unschedulable_after,
-        )
-        return workers, images
-
-    def _main_path(self) -> str | None:
-        return self.script
+        return images, script_in_images()
 
     def __repr__(self) -> str:
         return f"CloudResolver(detach={self.detach}, max_parallelism={self.max_parallelism})"

@@ -13,9 +13,11 @@ worker Jobs still running instead of starting them again.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sematic.core import variables
 from sematic.core.engine import Run
 from sematic.core.errors import (
     ConfigurationError,
@@ -34,13 +36,12 @@ from sematic.kubernetes.manifests import (
     job_manifest,
     label_value,
 )
-from sematic.kubernetes.workers import WORKER
+from sematic.kubernetes.workers import WORKER, KubernetesWorkers
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import API_KEY_VARIABLE, open_stores
+from sematic.resolvers.stores import open_stores
+from sematic.resolvers.tracked import Place, Placement, TrackedResolution
 
-DRIVER_VARIABLE = "SEMATIC_DRIVER"
-SERVER_VARIABLE = "SEMATIC_SERVER_URL"
 DRIVER_HOME = "/tmp/sematic"
 
 
@@ -96,7 +97,7 @@ def start_driver(
             if secret is None:
                 secret = created = objects.create_key_secret(spec.root_id, api_key)
                 spec = replace(spec, cluster=replace(cluster, api_key_secret=secret).to_dict())
-            secret_env[API_KEY_VARIABLE] = (secret, API_KEY_SECRET_KEY)
+            secret_env[variables.API_KEY] = (secret, API_KEY_SECRET_KEY)
         name = driver_job_name(spec.root_id)
         manifest = job_manifest(
             name=name,
@@ -109,7 +110,7 @@ def start_driver(
                 ROOT_LABEL: spec.root_id,
                 **({KEEP_ANNOTATION: "true"} if cluster.keep_finished_jobs else {}),
             },
-            env={DRIVER_VARIABLE: spec.to_json(), SERVER_VARIABLE: server_url or ""},
+            env={variables.DRIVER: spec.to_json(), variables.SERVER_URL: server_url or ""},
             secret_env=secret_env,
             restarts=restarts,
         )
@@ -145,3 +146,54 @@ def record_root(future: Future, settings: LocalSettings, images: ImageMap) -> No
         recorder.close()
     finally:
         metadata.close()
+
+
+def kubernetes_placement(
+    images: ImageMap,
+    cluster: ClusterSettings,
+    settings: LocalSettings,
+    *,
+    kubeconfig: str | None,
+    script: str | None,
+    unschedulable_after: float,
+) -> Place:
+    """``inline=False`` functions as Jobs on ``images`` (every function the pipeline can
+    reach must have its image), inline ones in this process."""
+
+    def place(future: Future) -> Placement:
+        from sematic.kubernetes.pipelines import api_client
+
+        images.check_pipeline(future)
+        workers = KubernetesWorkers(
+            api_client(kubeconfig),
+            images,
+            cluster,
+            settings.log_path,
+            script=script,
+            unschedulable_after=unschedulable_after,
+        )
+        return Placement(workers, images)
+
+    return place
+
+
+def drive(spec: DriverSpec, settings: LocalSettings) -> None:
+    """Resolve the pipeline ``spec`` names from inside the cluster (a driver pod): resume
+    it (a replaced pod reuses what was resolved) or run the rerun the server recorded."""
+    from sematic.kubernetes.pipelines import IN_CLUSTER
+
+    images = ImageMap(spec.images, spec.driver_image)
+    place = kubernetes_placement(
+        images,
+        ClusterSettings.from_dict(spec.cluster),
+        settings,
+        kubeconfig=IN_CLUSTER,
+        script=spec.script,
+        unschedulable_after=spec.unschedulable_after,
+    )
+    tracked = TrackedResolution(settings, spec.max_parallelism, progress=False, script=spec.script)
+    print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)
+    if spec.rerun_of is None:
+        tracked.resume(spec.root_id, place)
+    else:
+        tracked.rerun(spec.root_id, spec.rerun_of, spec.rerun_from, place)

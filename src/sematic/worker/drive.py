@@ -1,6 +1,6 @@
 """``python -m sematic.worker --drive-from-env``: the driver pod's entry point. It resolves
-the pipeline its ``DriverSpec`` names with ``CloudResolver(detach=False)`` in the cluster it
-runs in; a replaced pod re-enters the pipeline, reusing what was resolved."""
+the pipeline its ``DriverSpec`` names in the cluster it runs in; a replaced pod re-enters
+the pipeline, reusing what was resolved."""
 
 from __future__ import annotations
 
@@ -8,48 +8,30 @@ import os
 import sys
 from pathlib import Path
 
+from sematic.core import variables
 from sematic.core.errors import PipelineCanceledError, PipelineFailedError
-from sematic.core.images import ImageMap
-from sematic.kubernetes.manifests import ClusterSettings
-from sematic.resolvers.cloud import IN_CLUSTER, CloudResolver
-from sematic.resolvers.driver import DRIVER_HOME, DRIVER_VARIABLE, SERVER_VARIABLE, DriverSpec
+from sematic.resolvers.driver import DRIVER_HOME, DriverSpec, drive
 from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import API_KEY_VARIABLE
 
 
 def drive_from_environment() -> int:
     """The driver pod's entry point. Exit 0 once the pipeline ended (resolved, failed or
     canceled: all recorded); non-zero when the driver itself broke, so that Kubernetes
     starts another pod, which re-enters the pipeline."""
-    text = os.environ.get(DRIVER_VARIABLE)
+    text = os.environ.get(variables.DRIVER)
     if not text:
-        print(f"--drive-from-env: {DRIVER_VARIABLE} is not set", file=sys.stderr)
+        print(f"--drive-from-env: {variables.DRIVER} is not set", file=sys.stderr)
         return 2
     spec = DriverSpec.from_json(text)
     settings = LocalSettings(
         home=Path(DRIVER_HOME),
         database_url="unused://",
         artifact_url="unused://",
-        server_url=os.environ.get(SERVER_VARIABLE) or None,
-        api_key=os.environ.get(API_KEY_VARIABLE) or None,
+        server_url=os.environ.get(variables.SERVER_URL) or None,
+        api_key=os.environ.get(variables.API_KEY) or None,
     )
-    resolver = CloudResolver(
-        detach=False,
-        images=ImageMap(spec.images, spec.driver_image),
-        cluster=ClusterSettings.from_dict(spec.cluster),
-        kubeconfig=IN_CLUSTER,
-        max_parallelism=spec.max_parallelism,
-        settings=settings,
-        unschedulable_after=spec.unschedulable_after,
-        check_registry=False,  # checked before the driver was submitted
-    )
-    resolver.script = spec.script
-    print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)
     try:
-        if spec.rerun_of is None:
-            resolver.resume(spec.root_id)
-        else:
-            resolver.resolve_rerun(spec.root_id, spec.rerun_of, spec.rerun_from)
+        drive(spec, settings)
     except (PipelineFailedError, PipelineCanceledError) as ended:
         print(f"driver: {ended}", file=sys.stderr)
         return 0
