@@ -39,8 +39,9 @@ def launch(launcher: str, *, script: str, package: str, settings: str, check: bo
         error.show()
         return 1
     print(f"image map: {json.dumps(images, sort_keys=True)}", file=sys.stderr)
-    use_images(images, config, f"{APP}/{package}/{script}" if package else f"{APP}/{script}")
+    in_images = f"{APP}/{package}/{script}" if package else f"{APP}/{script}"
     sys.argv = [str(entry), *sys.argv[1:]]
     sys.path.insert(0, str(here))  # as `python NAME.py` does
-    runpy.run_path(str(entry), run_name="__main__")
+    with use_images(images, config, in_images):
+        runpy.run_path(str(entry), run_name="__main__")
     return 0

@@ -63,13 +63,12 @@ def _line(label: str, value: object, source: str | None = None) -> str:
 @settings.command("show")
 def settings_show() -> None:
     """Print the settings in effect and where each comes from (secrets masked)."""
-    from sematic.resolvers.settings import LocalSettings, settings_path, sources
+    from sematic.resolvers.settings import LocalSettings, home_source, settings_path, sources
     from sematic.storage.sql.connect import mask
 
     current = LocalSettings.from_environment()
     found = sources(current.home)
-    home_source = "environment variable SEMATIC_HOME" if "SEMATIC_HOME" in os.environ else "default"
-    click.echo(_line("home", current.home, home_source))
+    click.echo(_line("home", current.home, home_source()))
     click.echo(_line("database_url", mask(current.database_url), found["database_url"][1]))
     click.echo(_line("artifact_url", mask(current.artifact_url), found["artifact_url"][1]))
     server_url, server_source = found["server_url"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,15 +14,6 @@ from sematic.core.errors import SematicError
 
 if TYPE_CHECKING:
     from sematic.packaging.config import PackagingConfig
-
-
-def cache_folder() -> Path:
-    """Where layers and base blobs are kept between builds: $SEMATIC_CACHE, else
-    $XDG_CACHE_HOME/sematic, else ~/.cache/sematic."""
-    explicit = os.environ.get("SEMATIC_CACHE")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sematic"
 
 
 def build_images(
@@ -37,6 +28,7 @@ def build_images(
     self-check under runc afterwards; a failure is an error."""
     from sematic.packaging.builder import build
     from sematic.packaging.config import find_config
+    from sematic.resolvers.settings import cache_folder
 
     if not script.is_file():
         raise CliError(f"no such script: {script}")
@@ -62,15 +54,17 @@ def build_images(
     return result.image_map, config
 
 
-def use_images(images: dict[str, str], config: PackagingConfig, script: str | None = None) -> None:
-    """Hand the images to the resolvers this process runs: the map, the registries reached
-    over plain HTTP, and (when not where the usual layout puts it) the script's place."""
-    from sematic.core.images import IMAGES_VARIABLE, INSECURE_VARIABLE, SCRIPT_VARIABLE
+def use_images(
+    images: dict[str, str], config: PackagingConfig, script: str | None = None
+) -> AbstractContextManager[None]:
+    """Hand the images to the resolvers this process creates within the block: the map,
+    the registries reached over plain HTTP, and (when not where the usual layout puts it)
+    where the script is in them."""
+    from sematic.core.images import ImageMap
+    from sematic.resolvers.settings import images_built
 
-    os.environ[IMAGES_VARIABLE] = json.dumps(images)
-    os.environ[INSECURE_VARIABLE] = ",".join(config.insecure_registries)
-    if script is not None:
-        os.environ[SCRIPT_VARIABLE] = script
+    image_map = ImageMap(images, insecure_registries=tuple(config.insecure_registries))
+    return images_built(image_map, script)
 
 
 @click.command()

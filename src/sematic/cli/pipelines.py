@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +29,17 @@ def run(script: Path, args: tuple[str, ...], package: bool) -> None:
 
     if not script.is_file():
         raise CliError(f"no such script: {script}")
+    images: AbstractContextManager[None] = contextlib.nullcontext()
     if package:
         from sematic.cli.packaging import build_images, use_images
 
-        use_images(*build_images(script))
+        images = use_images(*build_images(script))
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python SCRIPT` does
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        with images:
+            runpy.run_path(str(script), run_name="__main__")
     finally:
         sys.argv[:] = saved_argv
         sys.path[:] = saved_path

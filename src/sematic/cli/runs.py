@@ -96,10 +96,10 @@ def _reap(metadata: MetadataStore) -> None:
     if not Path(kubeconfig).is_file():
         return
     try:
-        from sematic.kubernetes.manifests import ClusterSettings
         from sematic.resolvers.reaper import reap_cluster, report_lines
+        from sematic.resolvers.settings import cluster_from_environment
 
-        cluster = ClusterSettings.from_environment()
+        cluster = cluster_from_environment()
         reaped = reap_cluster(metadata, cluster, kubeconfig, timeout=5.0)
     except Exception as error:  # noqa: BLE001 - listing runs must not depend on the cluster
         click.echo(

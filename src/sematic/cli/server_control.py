@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from sematic.cli.errors import CliError
+from sematic.core import variables
 from sematic.core.files import FILE_MODE, private_folder, write_private
 
 SERVER_MODULE = "sematic.server"
@@ -220,7 +221,7 @@ def stop() -> None:
 )
 @click.option(
     "--api-key-env",
-    default="SEMATIC_API_KEY",
+    default=variables.API_KEY,
     show_default=True,
     metavar="VAR",
     help="Environment variable holding the API key that writes and artifact reads require.",

@@ -1,12 +1,8 @@
 """Which container image each function runs in.
 
 ``sematic build`` produces an image map ``{base tag: image@digest}`` (``"default"``
-for functions without ``base_image_tag``). It reaches a resolver as JSON in the
-``SEMATIC_IMAGES`` environment variable, or as a file named by ``SEMATIC_IMAGES_FILE``;
-``SEMATIC_DRIVER_IMAGE`` names the image the resolver itself runs in, where inline
-functions run; ``SEMATIC_INSECURE_REGISTRIES`` (comma-separated hosts) the registries
-reached over plain HTTP; ``SEMATIC_IMAGE_SCRIPT`` where the running script is in the images
-(when not laid out as below, e.g. by the Bazel rule).
+for functions without ``base_image_tag``); ``sematic.resolvers.settings`` says how it
+reaches a resolver.
 
 In every image the user's code sits under ``/app`` as laid out from its code root (the
 folder above the script's top package, or the script's folder).
@@ -14,8 +10,6 @@ folder above the script's top package, or the script's folder).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,11 +21,6 @@ from sematic.core.function import Function
 from sematic.core.future import Future
 from sematic.core.props import FunctionProps
 
-IMAGES_VARIABLE = "SEMATIC_IMAGES"
-IMAGES_FILE_VARIABLE = "SEMATIC_IMAGES_FILE"
-DRIVER_IMAGE_VARIABLE = "SEMATIC_DRIVER_IMAGE"
-INSECURE_VARIABLE = "SEMATIC_INSECURE_REGISTRIES"
-SCRIPT_VARIABLE = "SEMATIC_IMAGE_SCRIPT"  # where the running script is in the images
 DEFAULT_TAG = "default"
 APP = "/app"
 
@@ -56,23 +45,6 @@ class ImageMap:
     images: Mapping[str, str]
     driver_image: str | None = None
     insecure_registries: tuple[str, ...] = ()
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ImageMap | None:
-        """The map the environment gives, or None when it gives none."""
-        env = os.environ if environ is None else environ
-        text, where = env.get(IMAGES_VARIABLE), f"${IMAGES_VARIABLE}"
-        if not text and env.get(IMAGES_FILE_VARIABLE):
-            path = Path(env[IMAGES_FILE_VARIABLE])
-            where = str(path)
-            try:
-                text = path.read_text()
-            except OSError as error:
-                raise ConfigurationError(f"cannot read the image map {path}: {error}") from error
-        if not text:
-            return None
-        insecure = tuple(h for h in env.get(INSECURE_VARIABLE, "").split(",") if h)
-        return cls(parse_image_map(text, where), env.get(DRIVER_IMAGE_VARIABLE) or None, insecure)
 
     @property
     def driver(self) -> str:
@@ -116,20 +88,6 @@ class ImageMap:
             f"{name} runs on base image {tag!r}, which the image map lacks "
             f"(available: {available}); add it to bases in sematic.toml and build again"
         )
-
-
-def parse_image_map(text: str, where: str) -> dict[str, str]:
-    try:
-        loaded = json.loads(text)
-    except ValueError as error:
-        raise ConfigurationError(f"the image map in {where} is not JSON: {error}") from error
-    if not isinstance(loaded, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in loaded.items()
-    ):
-        raise ConfigurationError(
-            f'the image map in {where} must be a JSON object {{"tag": "image"}}, got {text!r}'
-        )
-    return loaded
 
 
 def functions_of(root: Future) -> Iterator[Function]:

@@ -14,9 +14,6 @@ from typing import Any
 # cluster keeps in the pod's status (at most 4096 bytes).
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096
-# Workers (processes and pods) get the server's API key in this environment variable, never
-# in their job.
-API_KEY_VARIABLE = "SEMATIC_API_KEY"
 
 
 @dataclass(frozen=True, slots=True)

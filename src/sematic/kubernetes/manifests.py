@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from sematic.core import variables
 from sematic.core.errors import ConfigurationError
 from sematic.core.resources import KubernetesRequirements
 
-CLUSTER_VARIABLE = "SEMATIC_CLUSTER"
-POD_NAME_VARIABLE = "SEMATIC_POD_NAME"
 API_KEY_SECRET_KEY = "api-key"  # the key, in a Secret, that holds a Sematic API key
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sematic"}
 RUN_LABEL = "sematic.dev/run-id"
@@ -120,18 +118,15 @@ class ClusterSettings:
             raise ConfigurationError(f"{where}: {error}") from error
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ClusterSettings:
-        """``$SEMATIC_CLUSTER`` (a JSON object of these settings), else the defaults."""
-        text = (os.environ if environ is None else environ).get(CLUSTER_VARIABLE)
-        if not text:
-            return cls()
+    def from_json(cls, text: str, where: str) -> ClusterSettings:
+        """The settings in ``text`` (a JSON object of them, read from ``where``)."""
         try:
             data = json.loads(text)
         except ValueError as error:
-            raise ConfigurationError(f"${CLUSTER_VARIABLE} is not JSON: {error}") from error
+            raise ConfigurationError(f"{where} is not JSON: {error}") from error
         if not isinstance(data, dict):
-            raise ConfigurationError(f"${CLUSTER_VARIABLE} must be a JSON object, got {text!r}")
-        return cls.from_dict(data, f"${CLUSTER_VARIABLE}")
+            raise ConfigurationError(f"{where} must be a JSON object, got {text!r}")
+        return cls.from_dict(data, where)
 
 
 def job_manifest(
@@ -161,18 +156,18 @@ def job_manifest(
     all_labels = {**MANAGED_BY, **wanted.labels, **labels}
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
-    variables: list[dict[str, Any]] = [
+    environment: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**settings.env, **env}.items()
     ]
-    variables.extend(
+    environment.extend(
         {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for variable, (secret, key) in secret_env.items()
     )
-    variables.append(  # which pod ran a step: for its log lines
-        {"name": POD_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    environment.append(  # which pod ran a step: for its log lines
+        {"name": variables.POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     )
     for index, secret in enumerate(wanted.secrets):
-        variables.extend(
+        environment.extend(
             {"name": variable,
              "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
             for key, variable in secret.environment.items()
@@ -193,7 +188,7 @@ def job_manifest(
         "name": CONTAINER,
         "image": image,
         "command": list(command),
-        "env": variables,
+        "env": environment,
         "resources": _resources(wanted),
         "volumeMounts": mounts,
     }

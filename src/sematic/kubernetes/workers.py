@@ -10,11 +10,12 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from sematic.core import variables
 from sematic.core.engine import Execute
 from sematic.core.errors import FunctionTimeoutError, WorkerFailedError, WorkerLostError
 from sematic.core.files import write_private
 from sematic.core.images import ImageMap
-from sematic.core.jobs import API_KEY_VARIABLE, TERMINATION_LOG, WorkerJob, WorkerResult
+from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
 from sematic.core.ports import Exited, WorkerLoss
 from sematic.kubernetes.manifests import (
     API_KEY_SECRET_KEY,
@@ -30,7 +31,6 @@ from sematic.kubernetes.manifests import (
 if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to run
     from sematic.kubernetes.watcher import JobOutcome
 
-JOB_VARIABLE = "SEMATIC_WORKER_JOB"
 # A finished Job is deleted this long after its outcome was read: the run's result has
 # reached the metadata store by then (the recorder flushes every 0.05 s), so a driver that
 # restarts finds the run resolved and needs the Job no more.
@@ -88,10 +88,10 @@ class KubernetesWorkers:
         name = job_name(run.id, run.attempts)
         requirements = props.resource_requirements
         plain = dict(env or {})
-        key = plain.pop(API_KEY_VARIABLE, None)
+        key = plain.pop(variables.API_KEY, None)
         secret_env: dict[str, tuple[str, str]] = {}
         if key:  # the pod reads it from a Secret: the Job holds only the Secret's name
-            secret_env[API_KEY_VARIABLE] = (self._secret_for(command.root_id, key),
+            secret_env[variables.API_KEY] = (self._secret_for(command.root_id, key),
                                             API_KEY_SECRET_KEY)  # fmt: skip
         manifest = job_manifest(
             name=name,
@@ -105,7 +105,7 @@ class KubernetesWorkers:
                 ROLE_LABEL: "worker",
             },
             annotations=self._annotations(command.root_id),
-            env={JOB_VARIABLE: pod_job.to_json(), **plain},
+            env={variables.WORKER_JOB: pod_job.to_json(), **plain},
             secret_env=secret_env,
             deadline_seconds=None if job.timeout_mins is None else int(job.timeout_mins * 60),
         )

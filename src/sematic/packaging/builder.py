@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sematic.core import variables
 from sematic.core.errors import ConfigurationError, ImageCheckError
 from sematic.core.images import APP
 from sematic.packaging import contents
@@ -379,7 +380,7 @@ def _config(
     )
     python_path = ":".join(p for p in (APP, contents.SITE_PACKAGES, inherited) if p)
     env.append(f"PYTHONPATH={python_path}")
-    env.append(f"SEMATIC_BASE_IMAGE_TAG={tag}")
+    env.append(f"{variables.BASE_IMAGE_TAG}={tag}")
     env.extend(f"{k}={v}" for k, v in sorted(config.env.items()))
     settings["Env"] = env
     settings["WorkingDir"] = APP

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from sematic.core import variables
 from sematic.core.engine import State
 from sematic.core.errors import ConfigurationError
 from sematic.core.files import private_folder, private_opener
@@ -143,9 +144,9 @@ class BackgroundRerun:
                 cwd=self.cwd,
                 env={
                     **os.environ,
-                    "SEMATIC_HOME": str(self.settings.home),
-                    "SEMATIC_DATABASE_URL": self.settings.database_url,
-                    "SEMATIC_ARTIFACT_URL": self.settings.artifact_url,
+                    variables.HOME: str(self.settings.home),
+                    variables.DATABASE_URL: self.settings.database_url,
+                    variables.ARTIFACT_URL: self.settings.artifact_url,
                 },
             )
         threading.Thread(target=process.wait, name=f"rerun-{new_root}", daemon=True).start()

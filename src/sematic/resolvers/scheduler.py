@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 
+from sematic.core import variables
 from sematic.core.engine import (
     CancelRequested,
     Event,
@@ -38,7 +39,6 @@ from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.reuse import Reuse
 from sematic.resolvers.run_logs import LogShipper, captured_output
 from sematic.resolvers.settings import LocalSettings
-from sematic.resolvers.stores import API_KEY_VARIABLE
 
 
 class _Canceled(BaseException):
@@ -84,7 +84,7 @@ class Scheduler:
         self._told = False  # the engine has been told of the cancel
         # Workers get the server's API key in their environment, never in their job file.
         key = settings.api_key if settings.server_url else None
-        self._env = {API_KEY_VARIABLE: key} if key else None
+        self._env = {variables.API_KEY: key} if key else None
         self._logs = LogShipper(settings.logs, settings.server_url, settings.api_key)
 
     def submit(self, command: Execute) -> None:

@@ -1,7 +1,11 @@
-"""Where runs are kept: read from the environment and the user's settings file.
+"""Every setting Sematic reads from the environment, read here (``sematic.core.variables``
+lists them with their defaults); entry points read them once and hand the values down.
 
-Each setting comes from its environment variable if set, else from
-``$SEMATIC_HOME/settings.json`` (``sematic settings set KEY VALUE``), else its default.
+Where runs are kept (``LocalSettings``): each setting comes from its environment variable
+if set, else from ``$SEMATIC_HOME/settings.json`` (``sematic settings set KEY VALUE``),
+else its default. The images a resolver runs on: those ``sematic run --build`` or the
+Bazel launcher hands over in this process (``images_built``), else ``$SEMATIC_IMAGES`` or
+the file ``$SEMATIC_IMAGES_FILE`` names. The cluster: ``$SEMATIC_CLUSTER``.
 """
 
 from __future__ import annotations
@@ -10,27 +14,128 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sematic.core import variables
 from sematic.core.errors import ConfigurationError
 from sematic.core.files import private_folder
+from sematic.core.images import ImageMap, script_in_image
+from sematic.core.loading import main_script
+from sematic.kubernetes.manifests import ClusterSettings
 
 # Setting -> the environment variable that overrides the settings file.
 ENVIRONMENT = {
-    "database_url": "SEMATIC_DATABASE_URL",
-    "artifact_url": "SEMATIC_ARTIFACT_URL",
-    "server_url": "SEMATIC_SERVER_URL",
-    "api_key": "SEMATIC_API_KEY",
+    "database_url": variables.DATABASE_URL,
+    "artifact_url": variables.ARTIFACT_URL,
+    "server_url": variables.SERVER_URL,
+    "api_key": variables.API_KEY,
 }
 KEYS = tuple(ENVIRONMENT)
 SETTINGS_FILE = "settings.json"
 
 
 def home_from_environment() -> Path:
-    return Path(os.environ.get("SEMATIC_HOME") or Path.home() / ".sematic").expanduser()
+    return Path(os.environ.get(variables.HOME) or Path.home() / ".sematic").expanduser()
+
+
+def home_source() -> str:
+    """Where ``home_from_environment`` took the home from, for display."""
+    if variables.HOME in os.environ:
+        return f"environment variable {variables.HOME}"
+    return "default"
+
+
+def cache_folder() -> Path:
+    """Where layers and base blobs are kept between builds: $SEMATIC_CACHE, else
+    $XDG_CACHE_HOME/sematic, else ~/.cache/sematic."""
+    explicit = os.environ.get(variables.CACHE)
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sematic"
+
+
+def cluster_from_environment(environ: Mapping[str, str] | None = None) -> ClusterSettings:
+    """``$SEMATIC_CLUSTER`` (a JSON object of ``ClusterSettings``), else the defaults."""
+    text = (os.environ if environ is None else environ).get(variables.CLUSTER)
+    if not text:
+        return ClusterSettings()
+    return ClusterSettings.from_json(text, f"${variables.CLUSTER}")
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltImages:
+    """The images a resolver runs on, and where the running script is in them (None: where
+    the usual layout puts it)."""
+
+    images: ImageMap
+    script: str | None = None
+
+
+# What `images_built` hands over (the "current build", like the current run: a ContextVar).
+_built: ContextVar[BuiltImages | None] = ContextVar("sematic_built_images", default=None)
+
+
+@contextlib.contextmanager
+def images_built(images: ImageMap, script: str | None = None) -> Iterator[None]:
+    """Hand ``images`` to the resolvers created in this context until the block ends (how
+    ``sematic run --build`` and the Bazel launcher pass them to the user's script)."""
+    token = _built.set(BuiltImages(images, script))
+    try:
+        yield
+    finally:
+        _built.reset(token)
+
+
+def built_images(environ: Mapping[str, str] | None = None) -> ImageMap | None:
+    """The image map handed over (``images_built``), else the one the environment gives
+    (``$SEMATIC_IMAGES``, else the file ``$SEMATIC_IMAGES_FILE``), else None."""
+    built = _built.get()
+    if built is not None and environ is None:
+        return built.images
+    env = os.environ if environ is None else environ
+    text, where = env.get(variables.IMAGES), f"${variables.IMAGES}"
+    if not text and env.get(variables.IMAGES_FILE):
+        path = Path(env[variables.IMAGES_FILE])
+        where = str(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigurationError(f"cannot read the image map {path}: {error}") from error
+    if not text:
+        return None
+    insecure = tuple(h for h in env.get(variables.INSECURE_REGISTRIES, "").split(",") if h)
+    driver = env.get(variables.DRIVER_IMAGE) or None
+    return ImageMap(parse_image_map(text, where), driver, insecure)
+
+
+def script_in_images() -> str | None:
+    """Where the running script is in the images: as handed over or ``$SEMATIC_IMAGE_SCRIPT``
+    says, else where the usual layout puts it (None: no script, e.g. an interpreter)."""
+    built = _built.get()
+    explicit = (built.script if built else None) or os.environ.get(variables.IMAGE_SCRIPT)
+    if explicit:
+        return explicit
+    main = main_script()
+    return script_in_image(Path(main)) if main else None
+
+
+def parse_image_map(text: str, where: str) -> dict[str, str]:
+    try:
+        loaded = json.loads(text)
+    except ValueError as error:
+        raise ConfigurationError(f"the image map in {where} is not JSON: {error}") from error
+    if not isinstance(loaded, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in loaded.items()
+    ):
+        raise ConfigurationError(
+            f'the image map in {where} must be a JSON object {{"tag": "image"}}, got {text!r}'
+        )
+    return loaded
 
 
 @dataclass(frozen=True)

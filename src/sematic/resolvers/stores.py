@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sematic.core.jobs import API_KEY_VARIABLE
 from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.resolvers.settings import LocalSettings
 
-__all__ = ["API_KEY_VARIABLE", "open_stores", "worker_artifact_store"]
+__all__ = ["open_stores", "worker_artifact_store"]
 
 
 def open_stores(settings: LocalSettings) -> tuple[MetadataStore, ArtifactStore]:

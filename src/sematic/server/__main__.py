@@ -27,6 +27,7 @@ from types import FrameType
 
 import uvicorn
 
+from sematic.core import variables
 from sematic.core.errors import SematicError
 from sematic.resolvers.rerun import BackgroundRerun
 from sematic.resolvers.settings import LocalSettings, password_on_command_line
@@ -35,8 +36,6 @@ from sematic.server.guard import LOOPBACK, local_hosts
 from sematic.server.writes import DEFAULT_MAX_PAYLOAD_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.sql.store import SqlMetadataStore
-
-PAYLOAD_LIMIT_ENV = "SEMATIC_MAX_PAYLOAD_BYTES"
 
 
 def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
@@ -70,9 +69,9 @@ def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
         "--max-payload-bytes",
         metavar="N",
         type=_byte_count,
-        default=os.environ.get(PAYLOAD_LIMIT_ENV) or DEFAULT_MAX_PAYLOAD_BYTES,
+        default=os.environ.get(variables.MAX_PAYLOAD_BYTES) or DEFAULT_MAX_PAYLOAD_BYTES,
         help="the largest artifact payload an upload may carry; larger ones are refused "
-        f"(413) while they stream in (default ${PAYLOAD_LIMIT_ENV}, else "
+        f"(413) while they stream in (default ${variables.MAX_PAYLOAD_BYTES}, else "
         f"{DEFAULT_MAX_PAYLOAD_BYTES:,} = 2 GiB)",
     )
     return parser
@@ -134,11 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_rerun: Callable[[str, str | None], str] | None = None
     reaper = None
     if args.kubeconfig:
-        from sematic.kubernetes.manifests import ClusterSettings
         from sematic.resolvers.cluster_rerun import ClusterRerun
         from sematic.resolvers.reaper import Reaper
+        from sematic.resolvers.settings import cluster_from_environment
 
-        cluster = ClusterSettings.from_environment()
+        cluster = cluster_from_environment()
         reaper = Reaper.for_cluster(metadata, cluster, args.kubeconfig).start()
         if api_key is not None:
             start_rerun = ClusterRerun(

@@ -21,7 +21,6 @@ import os
 import secrets
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sematic.core.errors import ArtifactMissingError, ConfigurationError
@@ -34,13 +33,6 @@ if TYPE_CHECKING:
 _LOCAL_PREFIX = "file://"
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows
 _CHUNK = 1024 * 1024  # bytes compared at a time when a payload is already stored
-
-
-def default_artifact_url() -> str:
-    """``$SEMATIC_HOME/artifacts`` if SEMATIC_HOME is set, else ``~/.sematic/artifacts``."""
-    home = os.environ.get("SEMATIC_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".sematic"
-    return str(base / "artifacts")
 
 
 def _check_id(artifact_id: str) -> None:

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-JOB_VARIABLE = "SEMATIC_WORKER_JOB"
+from sematic.core import variables
 
 
 def main(argv: list[str]) -> int:
@@ -34,9 +34,9 @@ def main(argv: list[str]) -> int:
 
         return drive_from_environment()
     if argv == ["--job-from-env"]:
-        text = os.environ.get(JOB_VARIABLE)
+        text = os.environ.get(variables.WORKER_JOB)
         if not text:
-            print(f"--job-from-env: {JOB_VARIABLE} is not set", file=sys.stderr)
+            print(f"--job-from-env: {variables.WORKER_JOB} is not set", file=sys.stderr)
             return 2
         return run_job(WorkerJob.from_json(text))
     if len(argv) != 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cloudpickle
 
+from sematic.core import variables
 from sematic.core.context import RunContext
 from sematic.core.engine import Failed, ReturnedFuture, Succeeded
 from sematic.core.execution import execute
@@ -24,7 +25,7 @@ from sematic.core.jobs import TERMINATION_LIMIT, TERMINATION_LOG, WorkerJob, Wor
 from sematic.core.loading import load_function
 from sematic.core.ports import ArtifactStore
 from sematic.core.props import FunctionProps
-from sematic.resolvers.stores import API_KEY_VARIABLE, worker_artifact_store
+from sematic.resolvers.stores import worker_artifact_store
 from sematic.storage.serialization import deserialize, serialize
 
 
@@ -60,7 +61,7 @@ def run_job(job: WorkerJob) -> int:
         with worker_artifact_store(
             artifact_url=job.artifact_url,
             server_url=job.server_url,
-            api_key=os.environ.get(API_KEY_VARIABLE) or None,
+            api_key=os.environ.get(variables.API_KEY) or None,
         ) as store:
             pickles = _Pickles(job, store)
             try:

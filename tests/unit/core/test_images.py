@@ -47,19 +47,23 @@ def test_the_check_sees_functions_imported_from_other_modules() -> None:
 
 
 def test_the_map_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
-    assert ImageMap.from_environment({}) is None
-    from_variable = ImageMap.from_environment({"SEMATIC_IMAGES": json.dumps(MAP)})
+    from sematic.resolvers.settings import built_images
+
+    assert built_images({}) is None
+    from_variable = built_images({"SEMATIC_IMAGES": json.dumps(MAP)})
     assert from_variable == ImageMap(MAP)
     file = tmp_path / "images.json"
     file.write_text(json.dumps(MAP))
     env = {"SEMATIC_IMAGES_FILE": str(file), "SEMATIC_DRIVER_IMAGE": "r/p@sha256:dd"}
-    assert ImageMap.from_environment(env) == ImageMap(MAP, "r/p@sha256:dd")
+    assert built_images(env) == ImageMap(MAP, "r/p@sha256:dd")
 
 
 @pytest.mark.parametrize("text", ["[1]", '{"default": 3}', "{not json", '{"a": ""}'])
 def test_a_bad_map_is_a_clear_error(text: str) -> None:
+    from sematic.resolvers.settings import built_images
+
     with pytest.raises(ConfigurationError, match=r"the image map in \$SEMATIC_IMAGES"):
-        ImageMap.from_environment({"SEMATIC_IMAGES": text})
+        built_images({"SEMATIC_IMAGES": text})
 
 
 def test_local_resolver_refuses_a_missing_tag_before_anything_runs(

@@ -23,7 +23,7 @@ from sematic.kubernetes.watcher import JobOutcome
 from sematic.kubernetes.workers import job_name, loss_of
 from sematic.resolvers.cloud import CloudResolver
 from sematic.resolvers.driver import DriverSpec, driver_job_name
-from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.settings import LocalSettings, cluster_from_environment
 from sematic.worker.drive import drive_from_environment
 
 
@@ -55,9 +55,9 @@ def test_each_cause_fails_the_run_with_its_error(
 
 
 def test_cluster_settings_from_the_environment() -> None:
-    assert ClusterSettings.from_environment({}) == ClusterSettings()
+    assert cluster_from_environment({}) == ClusterSettings()
     text = json.dumps({"namespace": "ml", "host_network": True, "env": {"A": "1"}})
-    settings = ClusterSettings.from_environment({"SEMATIC_CLUSTER": text})
+    settings = cluster_from_environment({"SEMATIC_CLUSTER": text})
     assert (settings.namespace, settings.host_network, dict(settings.env)) == (
         "ml",
         True,
@@ -65,11 +65,11 @@ def test_cluster_settings_from_the_environment() -> None:
     )
     assert ClusterSettings.from_dict(settings.to_dict()) == settings
     with pytest.raises(ConfigurationError, match=r"SEMATIC_CLUSTER: unknown key\(s\) nmespace"):
-        ClusterSettings.from_environment({"SEMATIC_CLUSTER": '{"nmespace": "ml"}'})
+        cluster_from_environment({"SEMATIC_CLUSTER": '{"nmespace": "ml"}'})
     with pytest.raises(ConfigurationError, match="not JSON"):
-        ClusterSettings.from_environment({"SEMATIC_CLUSTER": "{"})
+        cluster_from_environment({"SEMATIC_CLUSTER": "{"})
     with pytest.raises(ConfigurationError, match="JSON object"):
-        ClusterSettings.from_environment({"SEMATIC_CLUSTER": "[1]"})
+        cluster_from_environment({"SEMATIC_CLUSTER": "[1]"})
 
 
 def test_driver_jobs_restart_and_worker_jobs_do_not() -> None:

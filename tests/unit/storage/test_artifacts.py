@@ -19,7 +19,6 @@ from sematic.core.errors import ArtifactCorruptedError, ArtifactMissingError, Co
 from sematic.storage.artifacts import (
     FsspecArtifactStore,
     InMemoryArtifactStore,
-    default_artifact_url,
 )
 from sematic.storage.serialization import deserialize, serialize, verify
 
@@ -213,6 +212,12 @@ def test_ids_are_checked(tmp_path: Path) -> None:
 
 
 def test_default_artifact_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sematic.resolvers.settings import LocalSettings
+
+    def default_artifact_url() -> str:
+        return LocalSettings.from_environment().artifact_url
+
+    monkeypatch.delenv("SEMATIC_ARTIFACT_URL", raising=False)
     monkeypatch.setenv("SEMATIC_HOME", str(tmp_path / "home"))
     assert default_artifact_url() == str(tmp_path / "home" / "artifacts")
     monkeypatch.delenv("SEMATIC_HOME")
