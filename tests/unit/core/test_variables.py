@@ -70,7 +70,10 @@ def _passes_environment_on(tree: ast.Module, environ: ast.Attribute) -> bool:
     setting read)."""
     return any(
         isinstance(node, ast.Dict)
-        and any(key is None and value is environ for key, value in zip(node.keys, node.values))
+        and any(
+            key is None and value is environ
+            for key, value in zip(node.keys, node.values, strict=True)
+        )
         for node in ast.walk(tree)
     )
 
