@@ -23,7 +23,7 @@ def load_function(path: str, main_path: str | None = None) -> Function:
     """Import ``module.qualname``; a function of the user's script is loaded from its file."""
     module_name, _, qualname = path.rpartition(".")
     if module_name in ("__main__", "__mp_main__") and main_path:
-        module = sys.modules.get("__mp_main__") or _load_main(main_path)
+        module = _loaded_main(main_path) or _load_main(main_path)
     else:
         module = importlib.import_module(module_name)
     target: Any = module
@@ -37,6 +37,17 @@ def load_function(path: str, main_path: str | None = None) -> Function:
     if not isinstance(target, Function):
         raise ConfigurationError(f"{path} is not a @sematic.func (got {target!r})")
     return target
+
+
+def _loaded_main(path: str) -> types.ModuleType | None:
+    """The user's script ``path`` if this process runs or loaded it already. (Importing
+    multiprocessing makes ``__mp_main__`` whatever ``__main__`` is, e.g. the worker's own
+    entry point: that module is not the script.)"""
+    module = sys.modules.get("__mp_main__")
+    file = getattr(module, "__file__", None)
+    if module is None or not file or Path(file).resolve() != Path(path).resolve():
+        return None
+    return module
 
 
 def _load_main(path: str) -> types.ModuleType:
