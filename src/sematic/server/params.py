@@ -1,16 +1,33 @@
 """Query and path values, checked the one way every endpoint uses: a bad one is a 400
 naming it, and nothing reaches the metadata store that it cannot take (integers beyond
-signed 64 bits, non-finite floats, NUL characters)."""
+signed 64 bits, non-finite floats, NUL characters).
+
+``RunId`` and ``ArtifactId`` are the same id checks as field types of the pydantic models
+of request bodies; their JSON schemas describe ids in the OpenAPI document."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
+from pydantic import Field
 from starlette.exceptions import HTTPException
 
-from sematic.core.records import ARTIFACT_ID, INT64_MAX, RUN_ID
+from sematic.core.records import ARTIFACT_ID, ARTIFACT_ID_PATTERN, INT64_MAX, RUN_ID, RUN_ID_PATTERN
+from sematic.server.bodies import explained
+
+RunId = Annotated[
+    str,
+    Field(pattern=f"^{RUN_ID_PATTERN}$"),
+    explained(string_pattern_mismatch="{value} is not a run id"),
+]
+ArtifactId = Annotated[
+    str,
+    Field(pattern=f"^{ARTIFACT_ID_PATTERN}$"),
+    explained(string_pattern_mismatch="{value} is not an artifact id"),
+]
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() takes '٣' and '1_0'
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

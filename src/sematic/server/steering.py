@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -33,6 +33,7 @@ from sematic.resolvers.cancel import request_cancel
 from sematic.resolvers.rerun import check_rerun
 from sematic.server import bodies
 from sematic.server import params as checks
+from sematic.server.params import RunId
 
 POLL_S = 0.25  # how often the event stream looks for changes
 HEARTBEAT_S = 15.0
@@ -67,10 +68,8 @@ class Steering:
     async def cancel(self, request: Request) -> Response:
         self.authorize(request)
         run_id = checks.run_id(request.path_params["run_id"])
-        body = await _body(request)
-        reason = body.get("reason") or "canceled from the web UI or API"
-        if not isinstance(reason, str):
-            raise HTTPException(400, "reason must be a string.")
+        body = await _body(Cancel, request)
+        reason = body.reason or "canceled from the web UI or API"
         try:
             root = await asyncio.to_thread(request_cancel, self.metadata, run_id, reason)
         except RunNotFoundError:
@@ -82,10 +81,7 @@ class Steering:
     async def rerun(self, request: Request) -> Response:
         self.authorize(request)
         run_id = checks.run_id(request.path_params["run_id"])
-        body = await _body(request)
-        start = body.get("from_run_id")
-        if start is not None:
-            start = checks.run_id(start if isinstance(start, str) else repr(start), "from_run_id")
+        start = (await _body(Rerun, request)).from_run_id
         missing = f"No run with id {run_id!r}" + (f" or {start!r}." if start else ".")
         try:
             root = await asyncio.to_thread(check_rerun, self.metadata, run_id, start)
@@ -161,5 +157,21 @@ def _float(raw: str | None, default: float) -> float:
     return checks.number(raw, "since", default)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    return bodies.parse_object(await bodies.read(request, MAX_BODY_BYTES))
+class Cancel(BaseModel):
+    """The body of ``POST /runs/{run_id}/cancel``: why the pipeline is canceled."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+    reason: str | None = None
+
+
+class Rerun(BaseModel):
+    """The body of ``POST /runs/{run_id}/rerun``: the run of the pipeline to rerun from
+    (it and what depends on it run again); none to rerun the whole pipeline."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+    from_run_id: RunId | None = None
+
+
+async def _body(model: type[bodies.M], request: Request) -> bodies.M:
+    """The body (empty: ``{}``) validated by ``model``; a 400 naming the bad field."""
+    return bodies.parse_model(model, (await bodies.read(request, MAX_BODY_BYTES)).strip() or b"{}")

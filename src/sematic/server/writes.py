@@ -20,17 +20,23 @@ deserialized: payloads are hashed and stored as bytes, the rest is JSON, read by
 ``bodies`` (size limits while streaming, depth limit, no NaN or infinity). Nothing reaches
 the metadata store that it cannot keep: non-finite floats and integers beyond signed 64
 bits are a 400 naming the field.
+
+The JSON bodies are validated by the pydantic types below (``Batch``, ``Lookup``), and
+the OpenAPI document (``sematic.server.openapi``) describes them with the JSON schemas
+generated from those types: what it says is what is checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema
+from pydantic_core import core_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,8 +47,8 @@ from sematic.core.errors import ArtifactCorruptedError, StoreError
 from sematic.core.ports import MetadataStore, PayloadUpload, StreamingArtifactStore
 from sematic.core.records import (
     ARTIFACT_ID,
+    ARTIFACT_ID_PATTERN,
     INT64_MAX,
-    RUN_ID,
     ArtifactRecord,
     EdgeRecord,
     RunRecord,
@@ -50,7 +56,8 @@ from sematic.core.records import (
     first_unstorable,
 )
 from sematic.server import bodies, params
-from sematic.server.bodies import JSONResponse
+from sematic.server.bodies import JSONResponse, explained
+from sematic.server.params import ArtifactId, RunId
 from sematic.storage.serialization import verify
 
 CACHE_KEY = ARTIFACT_ID  # a sha256 hex digest too: of function, source and inputs
@@ -70,22 +77,121 @@ MAX_BATCH_ITEMS = 100_000
 MAX_CHANGED = 1_000
 
 
-class _Batch(BaseModel):
-    """The body of ``POST /write``: no unknown field, no coercion (JSON has no tuple), no
-    NaN or infinity in a float field."""
+# No unknown field, no coercion (JSON has no tuple), no NaN or infinity in a float field.
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+CacheKey = Annotated[
+    str,
+    Field(pattern=f"^{ARTIFACT_ID_PATTERN}$"),
+    explained(string_pattern_mismatch="{value} is not a cache key"),
+]
+_Size = Annotated[
+    int,
+    Field(ge=0, le=INT64_MAX),
+    explained(
+        greater_than_equal="must not be negative", less_than_equal=f"must be at most {INT64_MAX}"
+    ),
+]
 
-    runs: list[RunRecord] = []
-    transitions: list[TransitionRecord] = []
-    artifacts: list[ArtifactRecord] = []
-    edges: list[EdgeRecord] = []
+
+class TypeDescription(BaseModel):
+    """How to read an artifact back: ``type_key``, the type key its id was computed from
+    (readers check the payload with it), and what else its serializer wrote."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    type_key: str
 
 
-class _Lookup(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+def _kept_if_valid(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> Any:
+    validate(value)
+    return value
 
-    ids: list[str]
+
+def _checked_by(model: type[BaseModel]) -> GetPydanticSchema:
+    """An annotation for a JSON object field: validated (and described) by ``model``, and
+    kept as the object it was."""
+
+    def schema(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_wrap_validator_function(_kept_if_valid, handler(model))
+
+    return GetPydanticSchema(schema)
+
+
+# The records as they travel: the fields of the record (``sematic.core.records``), with ids
+# of the right form, a size the metadata store keeps, a type description with a type key.
+# Validating a batch yields the records themselves (instances of these subclasses).
+
+
+@dataclass(frozen=True)
+class Run(RunRecord):
+    """A run: a call of a function within a pipeline (the root run is the pipeline).
+
+    Times are seconds since the epoch (UTC), finite numbers (a non-finite time recorded by
+    an older version is sent as null). ``inputs`` maps parameter names to artifact ids;
+    ``output`` is the output artifact id once RESOLVED."""
+
+    __pydantic_config__ = _STRICT
+
+    id: RunId
+    root_id: RunId
+    parent_id: RunId | None
+    cache_key: CacheKey | None = None
+    inputs: dict[str, ArtifactId] = field(default_factory=dict)
+    output: ArtifactId | None = None
+    nested_run_id: RunId | None = None
+
+
+@dataclass(frozen=True)
+class Transition(TransitionRecord):
+    """A run entered ``state`` at time ``at`` (seconds since the epoch)."""
+
+    __pydantic_config__ = _STRICT
+
+    run_id: RunId
+
+
+@dataclass(frozen=True)
+class Artifact(ArtifactRecord):
+    """A value, stored once: ``id`` is the sha256 of its type key and serialized bytes.
+    ``summary`` is JSON for display (large values truncated); the payload is not here."""
+
+    __pydantic_config__ = _STRICT
+
+    id: ArtifactId
+    type_description: Annotated[dict[str, Any], _checked_by(TypeDescription)]
+    size: _Size
+
+
+@dataclass(frozen=True)
+class Edge(EdgeRecord):
+    """An artifact flowing from a run's output (none: given by the caller) into another
+    run's parameter (none: the pipeline's final output)."""
+
+    __pydantic_config__ = _STRICT
+
+    source_run_id: RunId | None
+    destination_run_id: RunId | None
+    artifact_id: ArtifactId
+
+
+class Batch(BaseModel):
+    """The body of ``POST /write``: runs, transitions, artifacts and edges to record."""
+
+    model_config = _STRICT
+
+    runs: list[Run] = []
+    transitions: list[Transition] = []
+    artifacts: list[Artifact] = []
+    edges: list[Edge] = []
+
+
+class Lookup(BaseModel):
+    """The body of ``POST /artifacts/lookup``: the artifact ids to look up."""
+
+    model_config = _STRICT
+
+    ids: Annotated[list[ArtifactId], Field(max_length=MAX_LOOKUP_IDS)]
 
 
 def routes(
@@ -125,7 +231,7 @@ class _Writes:
 
     async def write(self, request: Request) -> Response:
         self.authorize(request)
-        batch = bodies.parse_model(_Batch, await bodies.read(request, MAX_WRITE_BYTES))
+        batch = bodies.parse_model(Batch, await bodies.read(request, MAX_WRITE_BYTES))
         _check_batch(batch)
         try:
             await asyncio.to_thread(
@@ -137,7 +243,7 @@ class _Writes:
             )
         except StoreError as exc:  # refused by the database (a constraint): nothing written
             raise HTTPException(409, f"The metadata store refused the batch: {exc}") from None
-        counts = {name: len(getattr(batch, name)) for name in _Batch.model_fields}
+        counts = {name: len(getattr(batch, name)) for name in Batch.model_fields}
         return JSONResponse({"written": counts})
 
     async def put_payload(self, request: Request) -> Response:
@@ -212,12 +318,7 @@ class _Writes:
 
     async def lookup(self, request: Request) -> Response:
         self.authorize(request)
-        ids = bodies.parse_model(_Lookup, await bodies.read(request, MAX_LOOKUP_BYTES)).ids
-        if len(ids) > MAX_LOOKUP_IDS:
-            raise HTTPException(400, f"At most {MAX_LOOKUP_IDS} ids per lookup, not {len(ids)}.")
-        for index, artifact_id in enumerate(ids):
-            if not ARTIFACT_ID.fullmatch(artifact_id):
-                raise HTTPException(400, f"ids[{index}]: {artifact_id!r} is not an artifact id.")
+        ids = bodies.parse_model(Lookup, await bodies.read(request, MAX_LOOKUP_BYTES)).ids
         found = await asyncio.to_thread(self.metadata.get_artifacts, ids)
         return JSONResponse({"artifacts": [wire.artifact_json(a) for a in found]})
 
@@ -256,43 +357,14 @@ def _write_hashed(upload: PayloadUpload, digest: hashlib._Hash, chunk: bytes) ->
     upload.write(chunk)
 
 
-def _check_batch(batch: _Batch) -> None:
-    """What the types alone do not say: ids are hex of the right length, sizes and JSON
-    fields fit in the metadata store (states are checked by their type)."""
+def _check_batch(batch: Batch) -> None:
+    """What the types do not say: the JSON of any shape in a record (resource
+    requirements, type descriptions, summaries) fits in the metadata store."""
     for index, run in enumerate(batch.runs):
-        at = f"runs[{index}]"
-        for name in ("id", "root_id", "parent_id", "nested_run_id"):
-            _check(RUN_ID, getattr(run, name), f"{at}.{name}", "a run id", optional=True)
-        for name, artifact_id in run.inputs.items():
-            _check(ARTIFACT_ID, artifact_id, f"{at}.inputs.{name}", "an artifact id")
-        _check(ARTIFACT_ID, run.output, f"{at}.output", "an artifact id", optional=True)
-        _check(CACHE_KEY, run.cache_key, f"{at}.cache_key", "a cache key", optional=True)
-        _check_storable(run.resource_requirements, f"{at}.resource_requirements")
-    for index, transition in enumerate(batch.transitions):
-        at = f"transitions[{index}]"
-        _check(RUN_ID, transition.run_id, f"{at}.run_id", "a run id")
+        _check_storable(run.resource_requirements, f"runs[{index}].resource_requirements")
     for index, artifact in enumerate(batch.artifacts):
-        at = f"artifacts[{index}]"
-        _check(ARTIFACT_ID, artifact.id, f"{at}.id", "an artifact id")
-        if artifact.size < 0:
-            raise HTTPException(400, f"{at}.size: must not be negative.")
-        if artifact.size > INT64_MAX:
-            raise HTTPException(400, f"{at}.size: must be at most {INT64_MAX}.")
-        if not isinstance(artifact.type_description.get("type_key"), str):
-            raise HTTPException(
-                400,
-                f"{at}.type_description.type_key: must be a string, the type key the id "
-                "was computed from (readers check the payload with it).",
-            )
-        _check_storable(artifact.type_description, f"{at}.type_description")
-        _check_storable(artifact.summary, f"{at}.summary")
-    for index, edge in enumerate(batch.edges):
-        at = f"edges[{index}]"
-        _check(RUN_ID, edge.source_run_id, f"{at}.source_run_id", "a run id", optional=True)
-        _check(
-            RUN_ID, edge.destination_run_id, f"{at}.destination_run_id", "a run id", optional=True
-        )
-        _check(ARTIFACT_ID, edge.artifact_id, f"{at}.artifact_id", "an artifact id")
+        _check_storable(artifact.type_description, f"artifacts[{index}].type_description")
+        _check_storable(artifact.summary, f"artifacts[{index}].summary")
 
 
 def _check_storable(value: object, where: str) -> None:
@@ -300,15 +372,6 @@ def _check_storable(value: object, where: str) -> None:
     problem = first_unstorable(value, where)
     if problem is not None:
         raise HTTPException(400, f"{problem[0]}: {problem[1]}.")
-
-
-def _check(
-    pattern: re.Pattern[str], value: str | None, where: str, what: str, *, optional: bool = False
-) -> None:
-    if value is None and optional:
-        return
-    if value is None or not pattern.fullmatch(value):
-        raise HTTPException(400, f"{where}: {value!r} is not {what}.")
 
 
 def _artifact_id(value: str) -> str:
