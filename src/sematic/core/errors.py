@@ -9,6 +9,7 @@
     │   ├── TypeCheckError           a value or a future does not match an annotation
     │   ├── FutureUsageError         a future used where a concrete value is needed, or unused
     │   ├── ConfigurationError       bad settings or resolver arguments
+    │   │   └── UnknownSettingError    a setting name that does not exist (future.set(abc=1))
     │   ├── FunctionTimeoutError     a function ran past its timeout_mins
     │   ├── NotInRunError            sematic.context() called outside a running function
     │   ├── PipelineFinishedError    cancel asked of a pipeline that already finished
@@ -32,7 +33,17 @@
     │                              the function and chains the original exception
     └── PipelineCanceledError      resolve() of a pipeline that was canceled
 
-``TypeCheckError`` is also a ``TypeError`` so ordinary ``except TypeError`` code keeps working.
+Some errors are also built-in exceptions, so that ordinary ``except`` clauses, and programs
+written for Sematic 0.41, keep working:
+
+- ``TypeCheckError`` and ``FunctionCallError`` are also ``TypeError``.
+- ``FunctionDefinitionError`` is both a ``TypeError`` and a ``ValueError`` (0.41 raised one
+  or the other, depending on the mistake).
+- ``FutureUsageError`` is a ``NotImplementedError`` (as 0.41's operations on futures were).
+- ``ConfigurationError`` is a ``ValueError``; ``UnknownSettingError`` is also a ``TypeError``
+  (what Python raises for an unexpected keyword argument).
+- ``PipelineFailedError`` carries the original exception as both ``__cause__`` and
+  ``__context__`` (0.41 code walks ``__context__``).
 """
 
 from __future__ import annotations
@@ -46,8 +57,12 @@ class UserError(SematicError):
     """A mistake in the user's pipeline or settings. Not retried unless asked for."""
 
 
-class FunctionDefinitionError(UserError):
-    """``@sematic.func`` cannot accept the decorated function."""
+class FunctionDefinitionError(UserError, TypeError, ValueError):
+    """``@sematic.func`` cannot accept the decorated function.
+
+    Also a ``TypeError`` and a ``ValueError``: Sematic 0.41 raised one or the other for the
+    same mistakes, and code written for it catches them.
+    """
 
 
 class FunctionCallError(UserError, TypeError):
@@ -58,12 +73,23 @@ class TypeCheckError(UserError, TypeError):
     """A value, or the declared type of a future, does not match an annotation."""
 
 
-class FutureUsageError(UserError):
-    """A future was used where a concrete value is needed, or was created and never used."""
+class FutureUsageError(UserError, NotImplementedError):
+    """A future was used where a concrete value is needed, or was created and never used.
+
+    Also a ``NotImplementedError``, what Sematic 0.41 raised for operations on futures.
+    """
 
 
 class ConfigurationError(UserError, ValueError):
     """Invalid settings passed to a decorator, a resolver or a value object."""
+
+
+class UnknownSettingError(ConfigurationError, TypeError):
+    """A setting that does not exist was named, e.g. ``future.set(abc=1)``.
+
+    A ``ValueError`` (as in Sematic 0.41) and a ``TypeError`` (as for any unexpected
+    keyword argument in Python).
+    """
 
 
 class FunctionTimeoutError(UserError, TimeoutError):
@@ -145,7 +171,7 @@ class IllegalTransitionError(SematicError):
 class PipelineFailedError(SematicError):
     """A pipeline did not resolve because one of its functions failed.
 
-    The original exception is chained as ``__cause__`` with its traceback.
+    The original exception, with its traceback, is both ``__cause__`` and ``__context__``.
     """
 
     def __init__(self, message: str, *, run_id: str, function_name: str) -> None:

@@ -14,9 +14,9 @@ from sematic.core.errors import FutureUsageError, TypeCheckError
 from sematic.core.function import Function, check_deferred
 from sematic.core.future import Future, collect_futures
 from sematic.core.props import FunctionProps
-from sematic.core.steps import collect_step
+from sematic.core.steps import collect_step, is_access_step
 from sematic.core.timeouts import call_with_timeout
-from sematic.core.types import describe, is_compatible
+from sematic.core.types import describe, is_convertible
 
 
 def execute(
@@ -73,7 +73,7 @@ def _outcome(run_id: str, function: Function, result: Any, created: list[Future]
         _refuse_unused(function, created, reachable=set())
         return Succeeded(run_id, function.check_output(result))
     produced = nested.function.output_type
-    if not is_compatible(produced, function.output_type):
+    if not is_convertible(produced, function.output_type):
         raise TypeCheckError(
             f"{function.qualname}() is declared to return {describe(function.output_type)} "
             f"but returns the output of {nested.function.qualname}(), declared as "
@@ -97,7 +97,14 @@ def _reachable(nested: Future, created: list[Future]) -> set[int]:
 
 
 def _refuse_unused(function: Function, created: list[Future], reachable: set[int]) -> None:
-    unused = [future for future in created if id(future) not in reachable]
+    """Refuse calls whose result the function never used.
+
+    An unused part of a used call (``_, b = pair()``) is fine; an unused call is reported
+    once, whichever of its parts were taken.
+    """
+    unused = [
+        future for future in created if id(future) not in reachable and not is_access_step(future)
+    ]
     if unused:
         names = ", ".join(f"{future.props.name}()" for future in unused[:5])
         raise FutureUsageError(

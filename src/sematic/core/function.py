@@ -13,7 +13,13 @@ from sematic.core.future import Future, collect_futures
 from sematic.core.props import FunctionProps, checked_overrides, resolve_inline
 from sematic.core.resources import ResourceRequirements
 from sematic.core.retry import RetrySettings
-from sematic.core.types import check_value, container_item_hint, describe, is_compatible
+from sematic.core.types import (
+    check_value,
+    container_item_hint,
+    describe,
+    is_compatible,
+    is_convertible,
+)
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
 
@@ -81,7 +87,8 @@ class Function:
                 f"cannot resolve the annotations of {self.qualname}(): {error}; every name "
                 "used in an annotation must be importable from the function's module"
             ) from error
-        output = hints.pop("return")
+        # No return annotation means ``-> None``, as in Sematic 0.41.
+        output = hints.pop("return", None)
         self._output_type = type(None) if output is None else output
         self._input_types = {name: hints[name] for name in self._names}
 
@@ -150,16 +157,22 @@ class Function:
 
 
 def check_deferred(value: Any, expected: Any, where: str) -> None:
-    """Check a future, or a list/tuple/dict holding futures, against ``expected`` now."""
+    """Check a future, or a list/tuple/dict holding futures, against ``expected`` now.
+
+    A future itself may be of a number type its value converts from (a ``float`` output
+    for an ``int`` parameter: its value is checked when it exists); futures and values
+    inside a container must match as they are.
+    """
     if isinstance(value, Future):
-        _check_future(value, expected, where)
+        _check_future(value, expected, where, convertible=True)
     else:
         _check_structure(value, expected, where)
 
 
-def _check_future(future: Future, expected: Any, where: str) -> None:
+def _check_future(future: Future, expected: Any, where: str, *, convertible: bool) -> None:
     produced = future.function.output_type
-    if not is_compatible(produced, expected):
+    accepts = is_convertible if convertible else is_compatible
+    if not accepts(produced, expected):
         raise TypeCheckError(
             f"{where} expects {describe(expected)}, but receives the output of "
             f"{future.function.qualname}(), declared to return {describe(produced)}"
@@ -195,11 +208,11 @@ def _check_structure(value: Any, expected: Any, where: str) -> None:
         item_where = f"{where} item [{key!r}]"
         item_hint = container_item_hint(expected, key)
         if isinstance(item, Future):
-            _check_future(item, item_hint, item_where)
+            _check_future(item, item_hint, item_where, convertible=False)
         elif collect_futures(item):
             _check_structure(item, item_hint, item_where)
         else:
-            check_value(item, item_hint, item_where)
+            check_value(item, item_hint, item_where, convert=False)
 
 
 def _container_accepts(hint: Any, value: Any) -> bool:
@@ -255,10 +268,6 @@ def _refuse_shape(fn: Any) -> None:
             + ", ".join(repr(m) for m in missing)
             + "; annotate every parameter, e.g. def f(x: int) -> int"
         )
-    if "return" not in annotations:
-        raise FunctionDefinitionError(
-            f"{name}() has no return annotation; add one, e.g. -> int (or -> None)"
-        )
 
 
 @overload
@@ -293,6 +302,9 @@ def func(
     timeout_mins: float | None = None,
 ) -> Function | Callable[[Callable[..., Any]], Function]:
     """Make a Sematic function: ``@sematic.func`` or ``@sematic.func(inline=False, ...)``.
+
+    Every parameter must be annotated; without a return annotation the function is taken
+    to return None (as in Sematic 0.41), and returning anything else fails its run.
 
     - ``inline`` (default True): run inside the resolver (or driver) process. ``False`` runs
       it in a worker of its own (a process locally, a Kubernetes job in the cloud).

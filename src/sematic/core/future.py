@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sematic.core.context import future_id, note_created
-from sematic.core.errors import ConfigurationError, FutureUsageError
+from sematic.core.errors import ConfigurationError, FutureUsageError, UnknownSettingError
 from sematic.core.props import checked_overrides, resolve_inline, with_overrides
 from sematic.core.resources import ResourceRequirements
 from sematic.core.retry import RetrySettings
@@ -60,9 +61,16 @@ class Future:
         retry: RetrySettings | None = None,
         timeout_mins: float | None = None,
         tags: list[str] | None = None,
+        **unknown: Any,
     ) -> Future:
-        """Override settings for this call only; returns the same future."""
+        """Override settings for this call only; returns the same future.
+
+        A name that is not a setting raises :class:`UnknownSettingError` (a ``ValueError``,
+        as in Sematic 0.41, and a ``TypeError``).
+        """
         where = f"{self.function.qualname}(...).set()"
+        if unknown:
+            _refuse_unknown(where, unknown)
         overrides = checked_overrides(
             where,
             name=name,
@@ -185,6 +193,18 @@ class Future:
 
     def __index__(self) -> int:  # noqa: PLE0305 - always raises
         self._refuse("use as an index")
+
+
+def _refuse_unknown(where: str, unknown: dict[str, Any]) -> NoReturn:
+    names = ", ".join(repr(name) for name in sorted(unknown))
+    known = [
+        parameter.name
+        for parameter in inspect.signature(Future.set).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY
+    ]
+    raise UnknownSettingError(
+        f"{where}: unknown setting(s) {names}; a call can override {', '.join(known)}"
+    )
 
 
 def _arithmetic(symbol: str) -> Any:

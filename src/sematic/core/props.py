@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sematic.core.errors import ConfigurationError
+from sematic.core.errors import ConfigurationError, UnknownSettingError
 from sematic.core.resources import ResourceRequirements
 from sematic.core.retry import RetrySettings
 
@@ -111,7 +111,7 @@ _SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def _check_setting(where: str, key: str, value: Any) -> None:
     if key not in _SETTINGS:
-        raise ConfigurationError(f"{where}: unknown setting {key!r}")
+        raise UnknownSettingError(f"{where}: unknown setting {key!r}")
     is_valid, expected = _SETTINGS[key]
     if not is_valid(value):
         raise ConfigurationError(f"{where}: {key} must be {expected}, got {value!r}")

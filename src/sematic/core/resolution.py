@@ -92,12 +92,15 @@ def _result(engine: Engine, future: Future) -> Any:
     if failure is not None:
         error = failure.error
         name = failure.future.props.name
-        raise PipelineFailedError(
+        failed = PipelineFailedError(
             f"pipeline {future.props.name} failed: {name}() raised "
             f"{type(error).__name__}: {error} (run {failure.id})",
             run_id=failure.id,
             function_name=name,
-        ) from error
+        )
+        # Sematic 0.41 programs find the original error by walking __context__.
+        failed.__context__ = error
+        raise failed from error
     if engine.root is None or engine.root_id not in engine.values:
         why = f" ({engine.cancel_reason})" if engine.cancel_reason else ""
         raise PipelineCanceledError(

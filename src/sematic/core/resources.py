@@ -223,9 +223,13 @@ class KubernetesRequirements:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class ResourceRequirements:
-    """Resources of the job that runs a function (``inline=False`` functions)."""
+    """Resources of the job that runs a function (``inline=False`` functions).
+
+    ``ResourceRequirements(kubernetes=KubernetesRequirements(...))``, or with the
+    requirements as the only positional argument, as Sematic 0.41 programs write it.
+    """
 
     kubernetes: KubernetesRequirements = field(default_factory=KubernetesRequirements)
 

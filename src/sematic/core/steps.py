@@ -71,6 +71,15 @@ def getattr_step(future: Future, name: str, field_type: Any) -> Future:
     return step.set(name=f"{future.props.name}.{name}")
 
 
+def is_access_step(future: Future) -> bool:
+    """Whether ``future`` reads part of another future's output (``f()[0]``, ``f().x``).
+
+    Such a future is only a view of the call it reads from: leaving it unused (``_, b = f()``)
+    is no mistake, the call itself is.
+    """
+    return future.function.fn is _getitem or future.function.fn is _getattr
+
+
 def collect_step(value: Any, output_type: Any, name: str) -> Future:
     """A step whose value is ``value`` (a list, tuple or dict holding futures)."""
     return _function("collect", output_type, output_type)(value).set(name=name)

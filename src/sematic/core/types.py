@@ -3,12 +3,17 @@
 Values are checked with pydantic in strict mode (imported on first use so that
 ``import sematic`` stays fast); the common atomic cases take a fast path. The declared type
 of a future is checked against a parameter's annotation statically, before anything runs.
+
+A parameter or return value that is a number of another type than its ``int`` or ``float``
+annotation is converted when nothing is lost, as Sematic 0.41 did (:func:`convert_number`);
+items inside containers are checked as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import numbers
 import types
 import typing
 from collections.abc import Callable
@@ -58,13 +63,22 @@ def describe_value(value: Any) -> str:
     return f"{type(value).__qualname__} ({text})"
 
 
-def is_float_hint(hint: Any) -> bool:
-    """True for ``float`` and ``float | None``: where an int is accepted and cast."""
+def numeric_target(hint: Any) -> type | None:
+    """``int`` or ``float`` when a real number of another type converts for ``hint``.
+
+    That is for ``int`` and ``float`` themselves, and for a union holding exactly one of
+    them and not ``bool`` (``float | None``, ``int | str``); else None.
+    """
+    if hint is int:
+        return int
     if hint is float:
-        return True
+        return float
     if get_origin(hint) in (Union, types.UnionType):
-        return float in get_args(hint) and not {int, bool} & set(get_args(hint))
-    return False
+        members = set(get_args(hint))
+        if bool in members or (int in members) is (float in members):
+            return None
+        return int if int in members else float
+    return None
 
 
 def _pydantic_config() -> Any:
@@ -252,21 +266,104 @@ def _fast_accepts(value: Any, hint: Any) -> bool:
     )
 
 
-def check_value(value: Any, hint: Any, where: str) -> Any:
-    """Return ``value`` (an int cast to float where a float is expected) or raise.
+def check_value(value: Any, hint: Any, where: str, *, convert: bool = True) -> Any:
+    """Return ``value``, converted to ``hint`` where that loses nothing, or raise.
 
-    ``where`` names the checked thing, e.g. ``"add() parameter 'a'"``.
+    ``where`` names the checked thing, e.g. ``"add() parameter 'a'"``. With ``convert``
+    (the default), a real number of another type is converted for an ``int`` or ``float``
+    annotation (see :func:`convert_number`); else only an int is cast for a float.
     """
     if _fast_accepts(value, hint):
         return value
-    if type(value) is int and is_float_hint(hint):
+    if type(value) is int and numeric_target(hint) is float:
         return float(value)
+    if convert:
+        converted = convert_number(value, hint, where)
+        if converted is not NOT_CONVERTED:
+            return converted
     problem = _validator(hint).problem(value)
     if problem is not None:
         raise TypeCheckError(
             f"{where} expects {describe(hint)}, got {describe_value(value)}: {problem}"
         )
     return value
+
+
+class _NotConverted:
+    """The marker :func:`convert_number` returns when no conversion applies."""
+
+    def __repr__(self) -> str:
+        return "NOT_CONVERTED"
+
+
+NOT_CONVERTED: Any = _NotConverted()
+
+
+def convert_number(value: Any, hint: Any, where: str) -> Any:
+    """``value`` converted for an ``int`` or ``float`` annotation, as Sematic 0.41 did.
+
+    A real number (``numbers.Real``: bool, float, Fraction, numpy numbers...) that is not
+    already of the annotated type converts when nothing is lost: to ``int`` when it is a
+    whole number (``True``, ``2.0``), to ``float`` when it is within a float's range
+    (rounded to the nearest float, as an int always is). A number that would lose its value
+    (``1.5`` for an ``int``) raises :class:`TypeCheckError`. Anything else gives
+    ``NOT_CONVERTED``: the value is left to the ordinary check.
+    """
+    target = numeric_target(hint)
+    if target is None or not isinstance(value, numbers.Real):
+        return NOT_CONVERTED
+    if target is float:
+        return NOT_CONVERTED if isinstance(value, float) else _to_float(value, hint, where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return NOT_CONVERTED  # an int subclass (an IntEnum) is checked as it is
+    return _to_int(value, hint, where)
+
+
+def _to_float(value: Any, hint: Any, where: str) -> float:
+    try:
+        return float(value)
+    except (OverflowError, ValueError):
+        raise _lossy(value, hint, where, "it is out of a float's range") from None
+
+
+def _to_int(value: Any, hint: Any, where: str) -> int:
+    converted: int | None
+    try:
+        converted = int(value)
+    except (OverflowError, ValueError):
+        converted = None  # infinity or NaN
+    if converted is None or not bool(converted == value):
+        raise _lossy(value, hint, where, "it is not a whole number")
+    return converted
+
+
+def _lossy(value: Any, hint: Any, where: str, reason: str) -> TypeCheckError:
+    return TypeCheckError(
+        f"{where} expects {describe(hint)}, got {describe_value(value)}: {reason}, so it "
+        "cannot be converted without losing its value; pass a value of the annotated type"
+    )
+
+
+def is_convertible(produced: Any, expected: Any) -> bool:
+    """Whether a future declared to return ``produced`` may be a value ``expected``.
+
+    As :func:`is_compatible`, and also True where :func:`convert_number` may convert the
+    value when it exists (a ``float`` or ``bool`` output for an ``int`` parameter): the
+    value itself is checked then. This applies to a parameter or return value itself, not
+    to items inside containers, which are checked as they are.
+    """
+    if is_compatible(produced, expected):
+        return True
+    origin = get_origin(produced)
+    if origin is Union or origin is types.UnionType:
+        return all(is_convertible(member, expected) for member in get_args(produced))
+    if origin is Literal:
+        return all(is_convertible(type(value), expected) for value in get_args(produced))
+    return (
+        isinstance(produced, type)
+        and issubclass(produced, numbers.Real)
+        and numeric_target(expected) is not None
+    )
 
 
 def is_compatible(produced: Any, expected: Any) -> bool:

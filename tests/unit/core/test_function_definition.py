@@ -115,7 +115,6 @@ class Holder:
     ("target", "message"),
     [
         (no_annotation, r"no type annotation for parameter\(s\) 'x'"),
-        (no_return, "no return annotation"),
         (star_args, r"takes \*xs"),
         (star_kwargs, r"takes \*\*xs"),
         (coroutine, "is async"),
@@ -128,6 +127,12 @@ class Holder:
 def test_unsupported_functions_are_refused(target: object, message: str) -> None:
     with pytest.raises(FunctionDefinitionError, match=message):
         sematic.func(target)  # type: ignore[call-overload]
+
+
+def test_a_missing_return_annotation_means_none() -> None:
+    f = sematic.func(no_return)
+    assert f.output_type is type(None)
+    assert f.input_types == {"x": int}
 
 
 def test_decorating_twice_is_refused() -> None:
