@@ -38,6 +38,22 @@ EXPECTED = {
     "register_serializer",
     "context",
     "func",
+    # Sematic 0.41's names (tests/compat/test_names.py)
+    "CloudRunner",
+    "KubernetesCapabilities",
+    "KubernetesError",
+    "KubernetesHostPathMount",
+    "KubernetesResourceRequirements",
+    "KubernetesSecretMount",
+    "KubernetesSecurityContext",
+    "KubernetesTolerationEffect",
+    "KubernetesTolerationOperator",
+    "LocalRunner",
+    "PipelineRunError",
+    "RerunMode",
+    "Runner",
+    "SematicContext",
+    "has_container_image",
 }
 
 
@@ -55,6 +71,11 @@ def test_exported_members_are_pinned() -> None:
         "worker",
         "packaging",
         "kubernetes",
+        # Sematic 0.41's public modules and import paths, once imported:
+        "testing",
+        "types",
+        "runners",
+        "retry_settings",
     }
     public = {n for n in dir(sematic) if not n.startswith("_")} - subpackages
     public -= {"TYPE_CHECKING", "Any"}

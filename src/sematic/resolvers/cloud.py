@@ -163,5 +163,9 @@ class CloudResolver:
             )
         return images, script_in_images()
 
+    def run(self, future: Future) -> Any:
+        """Sematic 0.41's spelling of ``resolve``."""
+        return self.resolve(future)
+
     def __repr__(self) -> str:
         return f"CloudResolver(detach={self.detach}, max_parallelism={self.max_parallelism})"

@@ -76,6 +76,10 @@ class LocalResolver:
             self.progress,
         )
 
+    def run(self, future: Future) -> Any:
+        """Sematic 0.41's spelling of ``resolve``."""
+        return self.resolve(future)
+
     def __repr__(self) -> str:
         return f"LocalResolver(max_parallelism={self.max_parallelism})"
 

@@ -19,6 +19,10 @@ class SilentResolver:
         """Resolve ``future`` and return its value."""
         return run_pipeline(future, InProcessExecutor())
 
+    def run(self, future: Future) -> Any:
+        """Sematic 0.41's spelling of ``resolve``."""
+        return self.resolve(future)
+
     def __repr__(self) -> str:
         return "SilentResolver()"
 

@@ -1,0 +1,1 @@
+"""Sematic 0.41's import paths of the runners (``sematic.runners.local_runner``...)."""

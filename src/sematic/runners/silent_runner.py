@@ -1,0 +1,5 @@
+"""Sematic 0.41's import path of ``SilentRunner``."""
+
+from sematic.resolvers.silent import SilentRunner
+
+__all__ = ["SilentRunner"]
