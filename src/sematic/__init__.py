@@ -40,8 +40,8 @@ from sematic.core.kubernetes_compat import (
     KubernetesTolerationEffect,
     KubernetesTolerationOperator,
 )
-from sematic.core.resolution import Resolver
-from sematic.core.resolution import set_default_resolver as _set_default_resolver
+from sematic.core.resolver import Resolver
+from sematic.core.resolver import set_default_resolver as _set_default_resolver
 from sematic.core.resources import (
     KubernetesRequirements,
     KubernetesSecret,

@@ -44,7 +44,7 @@ def execute(
                 # A container of futures becomes one step (named like the run's children).
                 check_deferred(result, function.output_type, f"{function.qualname}() return value")
                 result = collect_step(
-                    result, function.output_type, f"{function.name} (return value)"
+                    type(function), result, function.output_type, f"{function.name} (return value)"
                 )
         finally:
             _created_futures.reset(created_token)

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sematic.core.context import future_id, note_created
 from sematic.core.errors import ConfigurationError, FutureUsageError, UnknownSettingError
 from sematic.core.props import checked_overrides, resolve_inline, with_overrides
+from sematic.core.resolver import default_resolver
 from sematic.core.resources import ResourceRequirements
 from sematic.core.retry import RetrySettings
+from sematic.core.steps import getattr_step, getitem_step
 from sematic.core.types import describe, field_types, tuple_items
 
 if TYPE_CHECKING:
     from sematic.core.function import Function
     from sematic.core.props import FunctionProps
-    from sematic.core.resolution import Resolver
+    from sematic.core.resolver import Resolver
 
 _SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
 
@@ -92,8 +94,6 @@ class Future:
 
         With no resolver this uses the default one (``LocalResolver``).
         """
-        from sematic.core.resolution import default_resolver
-
         chosen = resolver if resolver is not None else default_resolver()
         if not hasattr(chosen, "resolve"):
             raise ConfigurationError(
@@ -107,8 +107,6 @@ class Future:
     # Deferred access -------------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Future:
-        from sematic.core.steps import getitem_step
-
         if isinstance(key, Future):
             raise FutureUsageError(
                 f"cannot index the output of {self.function.qualname}() with another future; "
@@ -129,8 +127,6 @@ class Future:
     def __getattr__(self, name: str) -> Future:
         if name.startswith("_"):
             raise AttributeError(name)
-        from sematic.core.steps import getattr_step
-
         output = self.function.output_type
         fields = field_types(output)
         if fields is None or name not in fields:

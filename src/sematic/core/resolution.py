@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from sematic.core.engine import (
     Abort,
@@ -17,28 +17,6 @@ from sematic.core.engine import (
 from sematic.core.errors import ConfigurationError, PipelineCanceledError, PipelineFailedError
 from sematic.core.future import Future
 from sematic.core.ports import Executor, RunObserver
-
-
-class Resolver(Protocol):
-    """Anything that can resolve a future: ``SilentResolver()``, ``LocalResolver()``..."""
-
-    def resolve(self, future: Future) -> Any: ...
-
-
-_default_factory: list[Callable[[], Resolver]] = []
-
-
-def set_default_resolver(factory: Callable[[], Resolver]) -> None:
-    """Wire the resolver ``future.resolve()`` uses when given none (done by ``sematic``)."""
-    _default_factory[:] = [factory]
-
-
-def default_resolver() -> Resolver:
-    if not _default_factory:
-        raise ConfigurationError(
-            "no default resolver is configured; pass one, e.g. future.resolve(SilentResolver())"
-        )
-    return _default_factory[0]()
 
 
 def run_pipeline(

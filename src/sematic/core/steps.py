@@ -1,16 +1,22 @@
-"""Steps the graph builder generates: indexing, field access, and collecting containers."""
+"""Steps the graph builder generates: indexing, field access, and collecting containers.
+
+A step is built with the classes of the future it reads (``type(future)``,
+``type(future.function)``), so this module imports neither: futures build their own steps
+without an import cycle."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sematic.core.errors import FutureUsageError
-from sematic.core.function import Function
-from sematic.core.future import Future
 from sematic.core.props import FunctionProps
 from sematic.core.types import container_item_hint, describe, tuple_items
+
+if TYPE_CHECKING:
+    from sematic.core.function import Function
+    from sematic.core.future import Future
 
 
 def _getitem(container: Any, key: Any) -> Any:
@@ -26,7 +32,9 @@ def _collect(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=1024)
-def _step_function(kind: str, source_type: Any, result_type: Any) -> Function:
+def _step_function(
+    function_class: Callable[..., Function], kind: str, source_type: Any, result_type: Any
+) -> Function:
     implementations: dict[str, Callable[..., Any]] = {
         "getitem": _getitem,
         "getattr": _getattr,
@@ -35,7 +43,7 @@ def _step_function(kind: str, source_type: Any, result_type: Any) -> Function:
     implementation = implementations[kind]
     names = {"getitem": ("container", "key"), "getattr": ("instance", "name")}.get(kind, ("value",))
     input_types = dict(zip(names, (source_type, Any), strict=False))
-    return Function(
+    return function_class(
         implementation,
         FunctionProps(name=kind),
         input_types=input_types,
@@ -43,11 +51,13 @@ def _step_function(kind: str, source_type: Any, result_type: Any) -> Function:
     )
 
 
-def _function(kind: str, source_type: Any, result_type: Any) -> Function:
+def _function(
+    function_class: Callable[..., Function], kind: str, source_type: Any, result_type: Any
+) -> Function:
     try:
-        return _step_function(kind, source_type, result_type)
+        return _step_function(function_class, kind, source_type, result_type)
     except TypeError:  # unhashable annotation
-        return _step_function.__wrapped__(kind, source_type, result_type)
+        return _step_function.__wrapped__(function_class, kind, source_type, result_type)
 
 
 def getitem_step(future: Future, key: Any) -> Future:
@@ -59,15 +69,16 @@ def getitem_step(future: Future, key: Any) -> Future:
             f"index {key!r} is out of range for the output of {future.function.qualname}(), "
             f"declared as {describe(output)}"
         )
-    function = _function("getitem", output, container_item_hint(output, key))
-    step = Future(function, {"container": future, "key": key}, ("container",))
+    hint = container_item_hint(output, key)
+    function = _function(type(future.function), "getitem", output, hint)
+    step = type(future)(function, {"container": future, "key": key}, ("container",))
     return step.set(name=f"{future.props.name}[{key!r}]")
 
 
 def getattr_step(future: Future, name: str, field_type: Any) -> Future:
     """``future.name`` (a dataclass field) as a step of the graph."""
-    function = _function("getattr", future.function.output_type, field_type)
-    step = Future(function, {"instance": future, "name": name}, ("instance",))
+    function = _function(type(future.function), "getattr", future.function.output_type, field_type)
+    step = type(future)(function, {"instance": future, "name": name}, ("instance",))
     return step.set(name=f"{future.props.name}.{name}")
 
 
@@ -80,6 +91,8 @@ def is_access_step(future: Future) -> bool:
     return future.function.fn is _getitem or future.function.fn is _getattr
 
 
-def collect_step(value: Any, output_type: Any, name: str) -> Future:
+def collect_step(
+    function_class: Callable[..., Function], value: Any, output_type: Any, name: str
+) -> Future:
     """A step whose value is ``value`` (a list, tuple or dict holding futures)."""
-    return _function("collect", output_type, output_type)(value).set(name=name)
+    return _function(function_class, "collect", output_type, output_type)(value).set(name=name)
