@@ -61,3 +61,17 @@ def test_local_resolver_run_records_the_pipeline(tmp_path: Path) -> None:
     assert sematic.LocalResolver(progress=False, settings=settings).run(future) == 42
     assert (tmp_path / "db.sqlite3").is_file()
     assert any((tmp_path / "artifacts").rglob("*"))
+
+
+def test_the_distribution_has_a_name_of_its_own() -> None:
+    """PyPI's ``sematic`` is Sematic 0.41; this package imports as ``sematic`` but installs
+    as ``sematic-next``, so that pip never takes one for the other."""
+    from importlib import metadata
+
+    from sematic.packaging.dependencies import DISTRIBUTION
+
+    assert DISTRIBUTION == "sematic-next"
+    assert metadata.distribution(DISTRIBUTION).metadata["Name"] == DISTRIBUTION
+    assert metadata.version(DISTRIBUTION) == sematic.__version__
+    with pytest.raises(metadata.PackageNotFoundError):  # scripts/setup removes the old name
+        metadata.distribution("sematic")

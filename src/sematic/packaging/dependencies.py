@@ -55,7 +55,8 @@ SKIP = frozenset({".complete", ".lock", "bin"})
 
 _COMPLETE = ".complete"
 # Not needed to run a pipeline: Sematic comes from its own layer, the rest are installers.
-_LEFT_OUT = frozenset({"sematic", "pip", "setuptools", "wheel", "uv"})
+DISTRIBUTION = "sematic-next"  # this package's distribution (it imports as `sematic`)
+_LEFT_OUT = frozenset({DISTRIBUTION, "sematic", "pip", "setuptools", "wheel", "uv"})
 _COMPILED = (".so", ".pyd", ".dylib")
 # The glibc versions uv's --python-platform accepts for manylinux (2.17 and 2.28..2.40).
 _GLIBC_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
@@ -256,7 +257,7 @@ def _resolve_roots(
                 local[name] = _checked_local(dist)
                 pending.extend(_runtime_requirements(dist))
             continue
-        if name == "sematic":
+        if name in (DISTRIBUTION, "sematic"):
             continue  # from its own layer
         fits = dist is not None and requirement.url is None
         if pin and fits and dist is not None and dist.version in requirement.specifier:
@@ -288,11 +289,11 @@ def _own_requirements() -> list[str]:
     """Sematic's requirements without extras and installers (uv builds images and has
     no use in them): the worker in the image needs them."""
     try:
-        found = _runtime_requirements(metadata.distribution("sematic"))
+        found = _runtime_requirements(metadata.distribution(DISTRIBUTION))
     except metadata.PackageNotFoundError:
         raise ConfigurationError(
-            "Sematic's package metadata is not found in this environment; install sematic "
-            f"(pip install sematic) into {sys.prefix}"
+            f"Sematic's package metadata ({DISTRIBUTION}) is not found in this environment; "
+            f"install it (pip install {DISTRIBUTION}) into {sys.prefix}"
         ) from None
     return [r for r in found if canonicalize_name(_parse(r).name) not in _LEFT_OUT]
 
