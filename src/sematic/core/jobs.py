@@ -49,7 +49,9 @@ class WorkerJob:
 
 @dataclass(frozen=True, slots=True)
 class WorkerResult:
-    """``kind`` is "resolved", "nested" or "failed"."""
+    """``kind`` is "resolved", "nested" or "failed"; or, from a pod whose result is too long
+    for its termination message (a value's summary with a picture...), "elsewhere": the
+    full result's JSON is then the ``bytes`` artifact ``result_artifact``."""
 
     kind: str
     artifact: dict[str, Any] | None = None  # id, type_description, summary, size
@@ -60,6 +62,7 @@ class WorkerResult:
     exception_type: str | None = None
     message: str | None = None
     traceback: str | None = None
+    result_artifact: dict[str, Any] | None = None  # {"id", "type_description"}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -230,6 +230,8 @@ class Scheduler:
         if isinstance(result, WorkerLoss):
             error = result.error(f"the worker of {run.future.props.name}() {result.reason}")
             return Failed(run.id, error, infrastructure=isinstance(error, InfrastructureError))
+        if result.kind == "elsewhere":
+            result = self._full_result(result)
         if result.kind == "resolved" and result.artifact is not None:
             return Succeeded(run.id, self._recorder.worker_output(run, result.artifact))
         if result.kind == "nested":
@@ -237,6 +239,21 @@ class Scheduler:
             if pickled is not None:
                 return ReturnedFuture(run.id, cloudpickle.loads(pickled))
         return Failed(run.id, _worker_error(result, self._pickle(result)))
+
+    def _full_result(self, reference: WorkerResult) -> WorkerResult:
+        """The result a pod kept in the store because it was too long for its termination
+        message (or a failure saying it cannot be read back)."""
+        kept = reference.result_artifact or {}
+        try:
+            text: bytes = self._recorder.load(kept["id"], kept["type_description"], bytes)
+            return WorkerResult.from_json(text.decode())
+        except (KeyError, ValueError, TypeError, ArtifactMissingError, ArtifactCorruptedError) as e:
+            return WorkerResult(
+                kind="failed",
+                exception_type=f"{type(e).__module__}.{type(e).__qualname__}",
+                message=f"the worker's result was kept in the artifact store and cannot be "
+                f"read back: {e}",
+            )
 
     def _pickle(self, result: WorkerResult) -> bytes | None:
         """The pickle a result refers to (a nested future, the exception), if any: a file

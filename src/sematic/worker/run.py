@@ -52,6 +52,19 @@ class _Pickles:
             pickle_artifact={"id": kept.artifact_id, "type_description": kept.type_description},
         )
 
+    def fit(self, result: WorkerResult) -> WorkerResult:
+        """``result``, or (in a pod, when it is too long for the termination message and the
+        store is reachable) a reference to it kept in the store."""
+        if not self._in_pod or self._store is None:
+            return result
+        text = result.to_json().encode()
+        if len(text) <= TERMINATION_LIMIT:
+            return result
+        kept = serialize(text, bytes)
+        self._store.put(kept.artifact_id, kept.payload, type_key=kept.type_description["type_key"])
+        reference = {"id": kept.artifact_id, "type_description": kept.type_description}
+        return WorkerResult(kind="elsewhere", result_artifact=reference)
+
 
 def run_job(job: WorkerJob) -> int:
     for entry in reversed(job.sys_path):
@@ -68,6 +81,7 @@ def run_job(job: WorkerJob) -> int:
                 result = _run_with(job, pickles, store)
             except Exception as error:  # noqa: BLE001 - anything before the function ran
                 result = _failure(error, pickles)
+            result = pickles.fit(result)
     except Exception as error:  # noqa: BLE001 - the store itself failed
         result = _failure(error, _Pickles(job, None))
     _write(result, job.result_path)
