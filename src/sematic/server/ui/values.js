@@ -96,6 +96,22 @@ function frame(value, depth) {
     table(head, body, "v-dataframe"),
     rows > value.head.length ? more(value.head.length, rows, "rows") : null,
     value.truncated ? h("div", { class: "v-more" }, "some columns not shown") : null,
+    value.describe ? statistics(value.describe, depth) : null,
+  );
+}
+
+// DataFrame.describe(): one row per statistic (count, mean, std, min, quartiles, max).
+function statistics(stats, depth) {
+  if (!Array.isArray(stats.rows) || !stats.rows.length) return null;
+  const body = stats.rows.map((row, i) => [
+    h("span", { class: "v-index" }, String(stats.index[i])),
+    ...row.map((cell) => render(cell, depth + 1, false)),
+  ]);
+  return h(
+    "div",
+    { class: "v-describe" },
+    h("div", { class: "v-caption" }, "Statistics (describe)"),
+    table(["", ...stats.columns], body, "v-stats"),
   );
 }
 
@@ -123,6 +139,39 @@ function array(value, depth) {
     list(value.values, depth),
     value.size > value.values.length ? more(value.values.length, value.size, "values") : null,
   );
+}
+
+// sematic.types values ({class: "sematic.types.X", ...}): links (Link, S3Bucket,
+// S3Location, Hugging Face references) and a prompt with its response.
+const LINK_URL = /^(https?|ftp):\/\//i;
+
+function isSematicType(value, keys, optional = []) {
+  return keysAre(value, ["class", ...keys], optional) && /^sematic\.types\./.test(String(value.class));
+}
+
+// A URL that is not a web address (javascript:, file:, ...) is shown, never followed.
+const linkText = (label, url) => h("span", { class: "v-link-text" }, String(label), " ", h("code", {}, String(url)));
+
+function link(value) {
+  const label = String(value.label);
+  if (!LINK_URL.test(String(value.href))) return linkText(label, value.href);
+  return h(
+    "a",
+    { class: "v-link", href: value.href, title: value.title || value.href, target: "_blank", rel: "noopener noreferrer" },
+    label,
+    h("span", { class: "v-link-icon", "aria-hidden": "true" }, " \u2197"),
+  );
+}
+
+function promptResponse(value, depth) {
+  const part = (name, text) =>
+    h(
+      "div",
+      { class: "v-prompt-part", "data-part": name.toLowerCase() },
+      h("div", { class: "v-caption" }, name),
+      h("div", { class: "v-prompt-text" }, render(text, depth + 1)),
+    );
+  return h("div", { class: "v-prompt" }, part("Prompt", value.prompt), part("Response", value.response));
 }
 
 function plotly(figure, depth) {
@@ -168,7 +217,7 @@ export function render(value, depth = 0, nested = false, floatType = false) {
   // Figures and images ({class, size, image: "data:image/png;base64,..."}), plotly figures
   // ({class, plotly: figure JSON}), and previews left out for their size.
   if (keysAre(value, ["image"], ["class", "size"]) && typeof value.image === "string") {
-    if (/^data:image\/(png|jpeg|gif|webp);base64,/.test(value.image)) {
+    if (/^data:image\/(png|jpeg|gif|webp|avif|bmp|x-icon|svg\+xml);base64,/.test(value.image)) {
       const size = Array.isArray(value.size) ? ` · ${value.size.join(" × ")} px` : "";
       return h(
         "figure",
@@ -179,6 +228,9 @@ export function render(value, depth = 0, nested = false, floatType = false) {
     }
   }
   if (keysAre(value, ["plotly"], ["class"])) return plotly(value.plotly, depth);
+  if (isSematicType(value, ["label", "href"], ["title"])) return link(value);
+  if (isSematicType(value, ["label", "url"])) return linkText(value.label, value.url);
+  if (isSematicType(value, ["prompt", "response"])) return promptResponse(value, depth);
   if (keysAre(value, ["preview"], ["class", "size"]) && typeof value.preview === "string") {
     const size = Array.isArray(value.size) ? ` · ${value.size.join(" × ")} px` : "";
     return h("span", { class: "v-class" }, `<${value.class || "value"}>${size} · preview ${value.preview}`);
@@ -196,7 +248,7 @@ export function render(value, depth = 0, nested = false, floatType = false) {
     const shown = Array.isArray(items) ? items.length : Object.keys(items).length;
     return h("div", {}, render(items, depth, nested), more(shown, value.length, "items"));
   }
-  if (keysAre(value, ["shape", "columns", "dtypes", "index", "head"], ["truncated"])) {
+  if (keysAre(value, ["shape", "columns", "dtypes", "index", "head"], ["truncated", "describe"])) {
     return frame(value, depth);
   }
   if (keysAre(value, ["shape", "name", "dtype", "index", "head"])) return series(value, depth);

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
-import io
 import itertools
-import json
 import math
+import sys
 from enum import Enum
 from typing import Any
+
+from sematic.storage.serialization import _media
+from sematic.storage.serialization._media import IMAGE_PIXELS, MAX_PREVIEW_BYTES
 
 MAX_ITEMS = 20  # items kept from a list, tuple, set or dict
 MAX_TEXT = 1000  # characters kept from a string
@@ -19,9 +20,10 @@ MAX_DEPTH = 6  # nesting shown before "..."
 MAX_COLUMNS = 50  # columns described for a DataFrame
 HEAD_ROWS = 10  # rows shown from a DataFrame or Series
 ARRAY_VALUES = 10  # values shown from an array
-IMAGE_PIXELS = 640  # the longest side of an image preview
-MAX_PREVIEW_BYTES = 512 * 1024  # an image or plotly preview larger than this is left out
+DESCRIBE_ROWS = 1_000_000  # a DataFrame longer than this is not described (count, mean...)
 _BIG = 2**63
+
+__all__ = ["IMAGE_PIXELS", "MAX_PREVIEW_BYTES", "preview", "summarize"]
 
 
 def summarize(value: Any) -> Any:
@@ -65,6 +67,12 @@ def preview(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
         return _mapping(value, depth)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if "sematic.types" in sys.modules:  # else no value can be one of its classes
+            from sematic.storage.serialization._summary_types import typed_preview
+
+            typed = typed_preview(value)
+            if typed is not None:
+                return typed
         names = [field.name for field in dataclasses.fields(value)]
         return {name: preview(getattr(value, name, None), depth + 1) for name in names}
     return _library_value(value, depth)
@@ -113,11 +121,15 @@ def _library_value(value: Any, depth: int) -> Any:
     if module == "pandas" and name == "Series":
         return _series(value, depth)
     if module == "matplotlib" and name == "Figure":
-        return _figure(value)
+        return _media.matplotlib_figure(value)
     if module == "PIL" and hasattr(value, "thumbnail") and hasattr(value, "save"):
-        return _image(value)
+        return _media.pil_image(value)
     if module == "plotly" and name == "Figure":
-        return _plotly(value)
+        return _media.plotly_figure(value)
+    if _extends(value, "torch.utils.data.dataloader", "DataLoader"):
+        return _data_loader(value, depth)
+    if _extends(value, "torch.nn.modules.module", "Module"):  # its layers, as printed
+        return _text(_repr(value, _BIG))
     if hasattr(value, "isoformat"):  # pandas.Timestamp and other date-likes
         return str(value.isoformat())
     if hasattr(value, "shape") and hasattr(value, "dtype"):  # torch, jax, ... arrays
@@ -127,44 +139,6 @@ def _library_value(value: Any, depth: int) -> Any:
             "dtype": str(value.dtype),
         }
     return _repr(value)
-
-
-def _data_url(png: bytes, kind: str, size: list[int]) -> Any:
-    if len(png) > MAX_PREVIEW_BYTES:
-        return {"class": kind, "size": size, "preview": "too large"}
-    return {
-        "class": kind,
-        "size": size,
-        "image": "data:image/png;base64," + base64.b64encode(png).decode(),
-    }
-
-
-def _figure(figure: Any) -> Any:
-    """A matplotlib figure, drawn to a PNG no wider or taller than IMAGE_PIXELS."""
-    width, height = figure.get_size_inches()
-    dpi = min(100.0, IMAGE_PIXELS / max(width, height, 0.01))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return _data_url(buffer.getvalue(), "matplotlib.Figure", [int(width * dpi), int(height * dpi)])
-
-
-def _image(image: Any) -> Any:
-    """A PIL image, shrunk to at most IMAGE_PIXELS on its longest side."""
-    preview = image.copy()
-    preview.thumbnail((IMAGE_PIXELS, IMAGE_PIXELS))
-    if preview.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-        preview = preview.convert("RGBA")
-    buffer = io.BytesIO()
-    preview.save(buffer, format="PNG")
-    return _data_url(buffer.getvalue(), f"PIL.{type(image).__name__}", list(image.size))
-
-
-def _plotly(figure: Any) -> Any:
-    """A plotly figure as its JSON (data and layout), which plotly.js draws."""
-    text = figure.to_json()
-    if len(text) > MAX_PREVIEW_BYTES:
-        return {"class": "plotly.Figure", "preview": "too large"}
-    return {"class": "plotly.Figure", "plotly": json.loads(text)}
 
 
 def _array(value: Any, depth: int) -> Any:
@@ -192,7 +166,29 @@ def _frame(value: Any, depth: int) -> Any:
     }
     if value.shape[1] > MAX_COLUMNS:
         result["truncated"] = True
+    statistics = _describe(value.iloc[:, :MAX_COLUMNS], depth)
+    if statistics is not None:
+        result["describe"] = statistics
     return result
+
+
+def _describe(frame: Any, depth: int) -> Any:
+    """``DataFrame.describe()`` (count, mean, quartiles... of the numeric columns) as
+    ``{"columns", "index", "rows"}``; None for frames of more than DESCRIBE_ROWS rows."""
+    if len(frame) > DESCRIBE_ROWS:
+        return None
+    try:
+        table = frame.describe()
+    except Exception:  # noqa: BLE001 - columns pandas cannot describe: no statistics
+        return None
+    return {
+        "columns": [str(preview(column, depth + 1)) for column in table.columns],
+        "index": [str(label) for label in table.index],
+        "rows": [
+            [preview(item, depth + 1) for item in row]
+            for row in table.itertuples(index=False, name=None)
+        ],
+    }
 
 
 def _series(value: Any, depth: int) -> Any:
@@ -210,9 +206,26 @@ def _shape(shape: Any) -> list[int]:
     return [int(size) for size in shape]
 
 
-def _repr(value: Any) -> str:
+def _repr(value: Any, limit: int = MAX_REPR) -> str:
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not fail a run
         return f"<{type(value).__qualname__}>"
-    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _extends(value: Any, module: str, name: str) -> bool:
+    """Whether ``value``'s class is or extends ``module.name`` (never imported to check)."""
+    return any(cls.__module__ == module and cls.__name__ == name for cls in type(value).__mro__)
+
+
+def _data_loader(loader: Any, depth: int) -> Any:
+    """A torch DataLoader's settings and its dataset."""
+    return {
+        "class": "torch.DataLoader",
+        "batch_size": preview(loader.batch_size, depth + 1),
+        "num_workers": preview(loader.num_workers, depth + 1),
+        "pin_memory": preview(loader.pin_memory, depth + 1),
+        "timeout": preview(loader.timeout, depth + 1),
+        "dataset": _repr(loader.dataset),
+    }
