@@ -127,7 +127,7 @@ def settings_delete(key: str) -> None:
 
 
 def _register() -> None:
-    from sematic.cli import packaging, pipelines, runs, scaffold, server_control
+    from sematic.cli import legacy, packaging, pipelines, runs, scaffold, server_control
 
     for command in (
         server_control.start,
@@ -140,6 +140,11 @@ def _register() -> None:
         pipelines.rerun,
         packaging.build,
         scaffold.new,
+        legacy.migrate,
+        legacy.clean,
+        legacy.server_settings,
+        legacy.github,
+        legacy.advanced,
     ):
         cli.add_command(command)
 

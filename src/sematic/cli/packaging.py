@@ -22,10 +22,12 @@ def build_images(
     quiet: bool = False,
     config: PackagingConfig | None = None,
     check: bool = False,
+    cache: Path | None = None,
 ) -> tuple[dict[str, str], PackagingConfig]:
     """Build and push; returns the image map and the settings used (``config``, else the
     nearest sematic.toml). Progress lines go to stderr. ``check``: run each image's worker
-    self-check under runc afterwards; a failure is an error."""
+    self-check under runc afterwards; a failure is an error. ``cache``: where layers and
+    base blobs are kept (default: ``cache_folder()``)."""
     from sematic.packaging.builder import build
     from sematic.packaging.config import find_config
     from sematic.resolvers.settings import cache_folder
@@ -39,7 +41,7 @@ def build_images(
         result = build(
             script,
             config,
-            cache=cache_folder(),
+            cache=cache or cache_folder(),
             report=(lambda _line: None) if quiet else (lambda line: click.echo(line, err=True)),
             check=check,
         )

@@ -18,22 +18,46 @@ from sematic.cli.errors import CliError
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
+    "-b",
     "--build",
     "package",
     is_flag=True,
     help="First package the pipeline (as `sematic build`) and run with its image map.",
 )
-def run(script: Path, args: tuple[str, ...], package: bool) -> None:
-    """Run the Python SCRIPT (with ARGS) as `python SCRIPT ARGS` would, with this Python."""
+@click.option(
+    "-n",
+    "--no-cache",
+    is_flag=True,
+    help="With --build: build every layer anew, ignoring the layers and base blobs kept "
+    "from earlier builds.",
+)
+@click.option(
+    "-l",
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    default=None,
+    help="Log messages of this level and above (Python's logging) while the script runs.",
+)
+def run(
+    script: Path, args: tuple[str, ...], package: bool, no_cache: bool, log_level: str | None
+) -> None:
+    """Run the Python SCRIPT (with ARGS) as `python SCRIPT ARGS` would, with this Python.
+
+    Options go before SCRIPT; what follows it is the script's.
+    """
     import runpy
 
     if not script.is_file():
         raise CliError(f"no such script: {script}")
+    if no_cache and not package:
+        raise CliError("--no-cache only applies with --build")
+    if log_level is not None:
+        import logging
+
+        logging.basicConfig(level=log_level.upper())
     images: AbstractContextManager[None] = contextlib.nullcontext()
     if package:
-        from sematic.cli.packaging import build_images, use_images
-
-        images = use_images(*build_images(script))
+        images = _built(script, no_cache)
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python SCRIPT` does
@@ -43,6 +67,19 @@ def run(script: Path, args: tuple[str, ...], package: bool) -> None:
     finally:
         sys.argv[:] = saved_argv
         sys.path[:] = saved_path
+
+
+def _built(script: Path, no_cache: bool) -> AbstractContextManager[None]:
+    """Build the script's images (``no_cache``: in a new, temporary cache) and hand them to
+    the resolvers it creates."""
+    import tempfile
+
+    from sematic.cli.packaging import build_images, use_images
+
+    if not no_cache:
+        return use_images(*build_images(script))
+    with tempfile.TemporaryDirectory(prefix="sematic-cache-") as fresh:
+        return use_images(*build_images(script, cache=Path(fresh)))
 
 
 def _show(value: Any) -> str:

@@ -84,6 +84,12 @@ def runs(limit: int, all_runs: bool) -> None:
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
 
 
+def reap_with_store() -> None:
+    """``_reap`` with the configured store."""
+    with _store() as metadata:
+        _reap(metadata)
+
+
 def _reap(metadata: MetadataStore) -> None:
     """With a cluster configured ($KUBECONFIG or ~/.kube/config): fail the pipelines whose
     driver Job is gone for good and delete what finished pipelines left in the cluster
