@@ -16,20 +16,9 @@ from typing import Any, Literal
 import pytest
 
 import sematic
-from sematic import PipelineFailedError, TypeCheckError
+from sematic import TypeCheckError
 from sematic.core.types import check_value
-
-
-def resolve(future: sematic.Future) -> Any:
-    return future.resolve(sematic.SilentResolver())
-
-
-def cause_of(future: sematic.Future) -> BaseException:
-    with pytest.raises(PipelineFailedError) as caught:
-        resolve(future)
-    cause = caught.value.__cause__
-    assert cause is not None
-    return cause
+from tests.compat.silent import cause_of, resolve
 
 
 @sematic.func

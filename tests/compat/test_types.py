@@ -5,8 +5,6 @@ pipelines run by the silent and the local resolver (worker processes included)."
 from __future__ import annotations
 
 import dataclasses
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,24 +22,10 @@ from sematic.types import (
     S3Bucket,
     S3Location,
 )
+from tests.harness.png import png
 from tests.unit.resolvers.conftest import recorded_runs, store
 
 SHA = "1234567890123456789012345678901234567890"
-
-
-def png(width: int, height: int, rgb: tuple[int, int, int] = (255, 0, 0)) -> bytes:
-    """A PNG image of one colour."""
-    row = b"\x00" + bytes(rgb) * width
-    chunks = [
-        (b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
-        (b"IDAT", zlib.compress(row * height)),
-        (b"IEND", b""),
-    ]
-    body = b"".join(
-        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        for kind, data in chunks
-    )
-    return b"\x89PNG\r\n\x1a\n" + body
 
 
 # --- The types on their own -------------------------------------------------------------

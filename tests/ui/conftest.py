@@ -16,9 +16,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord
 from sematic.resolvers.local import LocalResolver
 from sematic.storage.sql import SqlMetadataStore
+from tests.harness.png import png
 from tests.ui import ui_pipelines
 from tests.unit.server.conftest import ROOT, Recorded, Server, recorded, server_env, start_server
 
@@ -144,21 +143,6 @@ def fanout_records(
                 edges.append(EdgeRecord(previous_step, step_id, "x", artifact(g * 100 + s)))
             previous_step = step_id
     return runs, artifacts, edges
-
-
-def png(width: int, height: int) -> bytes:
-    """A red PNG image."""
-    row = b"\x00" + b"\xff\x00\x00" * width
-    chunks = [
-        (b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
-        (b"IDAT", zlib.compress(row * height)),
-        (b"IEND", b""),
-    ]
-    body = b"".join(
-        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        for kind, data in chunks
-    )
-    return b"\x89PNG\r\n\x1a\n" + body
 
 
 PREVIEWS = {
