@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -272,9 +271,8 @@ def server(
             warning = password_on_command_line(option, url)
             if warning:
                 click.echo(warning, err=True)
-    try:
-        code = subprocess.run(args, env=env, check=False).returncode
-    except KeyboardInterrupt:
-        code = 130
-    if code:
-        sys.exit(code)
+    # The server replaces this process (same PID): the signals Kubernetes or a shell send to
+    # `sematic server` reach the server itself, which shuts down gracefully on SIGTERM.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, args, env)

@@ -103,6 +103,58 @@ def test_runs_are_upserted(store: SqlMetadataStore) -> None:
     assert store.get_run("root") == run("root", state="FAILED", updated_at=9.0)
 
 
+def test_a_terminal_state_is_never_left(store: SqlMetadataStore) -> None:
+    """The reaper's FAILED stays when the dying driver writes NESTED_FAILED afterwards."""
+    store.write(runs=[run("root", state="RAN"), run("child", state="RAN")])
+    reaped = run("root", state="FAILED", exception_message="the driver is gone")
+    store.write(runs=[reaped], transitions=[TransitionRecord("root", "FAILED", 5.0)])
+
+    late = run("root", state="NESTED_FAILED", exception_message="a step failed")
+    late_child = run("child", state="RESOLVED", output="art")
+    store.write(
+        runs=[late, late_child],
+        transitions=[
+            TransitionRecord("root", "NESTED_FAILED", 6.0),
+            TransitionRecord("child", "RESOLVED", 6.0),
+        ],
+    )
+    assert store.get_run("root") == reaped
+    assert store.get_run("child") == late_child  # not terminal before: written
+    assert [t.state for t in store.transitions_of("root")] == ["FAILED"]
+    assert [t.state for t in store.transitions_of("child")] == ["RESOLVED"]
+
+    # The same terminal state again fills in fields; its transitions are not repeated.
+    filled = run("child", state="RESOLVED", output="art", ended_at=7.0)
+    store.write(runs=[filled], transitions=[TransitionRecord("child", "RESOLVED", 7.0)])
+    assert store.get_run("child") == filled
+    assert [t.state for t in store.transitions_of("child")] == ["RESOLVED"]
+
+
+def test_two_writers_of_one_run_take_turns(db_url: str) -> None:
+    """Writers racing to settle one run: the first terminal state written stays."""
+    with SqlMetadataStore(db_url) as first:
+        first.write(runs=[run("root", state="RAN")])
+    states = ["FAILED", "NESTED_FAILED", "CANCELED", "RESOLVED"] * 4
+    barrier = threading.Barrier(len(states))
+
+    def writer(state: str) -> None:
+        with SqlMetadataStore(db_url) as own:
+            barrier.wait()
+            own.write(
+                runs=[run("root", state=state)], transitions=[TransitionRecord("root", state, 1.0)]
+            )
+
+    threads = [threading.Thread(target=writer, args=(state,)) for state in states]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with SqlMetadataStore(db_url) as store:
+        transitions = store.transitions_of("root")
+        assert len(transitions) == 1
+        assert store.get_run("root").state == transitions[0].state
+
+
 def test_artifacts_and_edges_are_written_once(store: SqlMetadataStore) -> None:
     edge = EdgeRecord(None, "root", "x", "a")
     output_edge = EdgeRecord("root", None, None, "a")

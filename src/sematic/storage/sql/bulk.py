@@ -8,13 +8,17 @@ use (JSON serialization included); only the execution skips SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine, Select, Table
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.dml import Insert
+
+Batch = tuple["BulkInsert", list[dict[str, Any]]]
+Query = Callable[[Select[Any]], list[Any]]
+"""Runs a SELECT inside the write's transaction, before its inserts; returns the rows."""
 
 
 class BulkInsert:
@@ -43,11 +47,13 @@ class BulkInsert:
         return [tuple(row[key] for key in positions) for row in rows]
 
 
-def execute(engine: Engine, batches: Sequence[tuple[BulkInsert, list[dict[str, Any]]]]) -> None:
-    """Runs every non-empty batch in one transaction on a pooled driver connection.
+def execute(engine: Engine, plan: Callable[[Query], Sequence[Batch]]) -> None:
+    """Runs every non-empty batch of ``plan`` in one transaction on a pooled driver connection.
 
-    Raises the driver's exception after rolling back; a connection that cannot even roll
-    back is discarded from the pool.
+    ``plan`` gets a function that runs SELECTs in that transaction (after SQLite's write
+    lock is taken), so that what it writes can depend on what is stored. Raises the
+    driver's exception after rolling back; a connection that cannot even roll back is
+    discarded from the pool.
     """
     connection = engine.raw_connection()
     try:
@@ -56,6 +62,7 @@ def execute(engine: Engine, batches: Sequence[tuple[BulkInsert, list[dict[str, A
             if engine.dialect.name == "sqlite":
                 # The write lock at once: concurrent writers queue on busy_timeout.
                 cursor.execute("BEGIN IMMEDIATE")
+            batches = plan(lambda statement: _select(cursor, statement, engine.dialect))
             with _pipeline(engine, connection.driver_connection):
                 for insert, rows in batches:
                     if rows:
@@ -71,6 +78,15 @@ def execute(engine: Engine, batches: Sequence[tuple[BulkInsert, list[dict[str, A
         raise
     finally:
         connection.close()
+
+
+def _select(cursor: Any, statement: Select[Any], dialect: Dialect) -> list[Any]:
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters: Any = compiled.params
+    if compiled.positiontup is not None:
+        parameters = tuple(parameters[key] for key in compiled.positiontup)
+    cursor.execute(compiled.string, parameters)
+    return list(cursor.fetchall())
 
 
 def _pipeline(engine: Engine, driver_connection: Any) -> AbstractContextManager[Any]:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from sematic.core.engine import State
+from sematic.core.engine import TERMINAL, State
 from sematic.core.errors import (
     ConfigurationError,
     InfrastructureError,
@@ -119,21 +119,38 @@ class SqlMetadataStore:
     ) -> None:
         """Writes everything in one transaction; durable when it returns.
 
+        A run stored in a terminal state keeps it: a later write of that run in another
+        state (a dying driver's, after the reaper or a cancel settled the run) is dropped,
+        and so are the batch's transitions of runs already terminal, so that a write sent
+        twice records its transitions once.
+
         Raises ``InfrastructureError`` when the database cannot be reached (or stays locked
         past the busy timeout) and ``StoreError`` when it refuses the rows (a constraint);
         either way nothing of the batch is written.
         """
         if not (runs or transitions or artifacts or edges):
             return
-        # Referenced rows first: transitions need their run, edges their artifact.
-        batches = [
-            (self._insert_artifacts, [convert.artifact_params(a) for a in artifacts]),
-            (self._upsert_runs, [convert.run_params(r) for r in runs]),
-            (self._insert_transitions, [convert.transition_params(t) for t in transitions]),
-            (self._insert_edges, [convert.edge_params(e) for e in edges]),
-        ]
+
+        def plan(query: bulk.Query) -> list[bulk.Batch]:
+            settled = self._settled(
+                {run.id for run in runs} | {t.run_id for t in transitions}, query
+            )
+            # Referenced rows first: transitions need their run, edges their artifact.
+            return [
+                (self._insert_artifacts, [convert.artifact_params(a) for a in artifacts]),
+                (
+                    self._upsert_runs,
+                    [convert.run_params(r) for r in runs if settled.get(r.id, r.state) == r.state],
+                ),
+                (
+                    self._insert_transitions,
+                    [convert.transition_params(t) for t in transitions if t.run_id not in settled],
+                ),
+                (self._insert_edges, [convert.edge_params(e) for e in edges]),
+            ]
+
         try:
-            bulk.execute(self._engine, batches)
+            bulk.execute(self._engine, plan)
         except self._driver_unavailable as exc:
             raise InfrastructureError(
                 f"Cannot write to the metadata store {self}: {_reason(exc)}"
@@ -144,6 +161,27 @@ class SqlMetadataStore:
             raise InfrastructureError(
                 f"Cannot write to the metadata store {self}: {_reason(exc)}"
             ) from exc
+
+    def _settled(self, run_ids: set[str], query: bulk.Query) -> dict[str, State]:
+        """The stored terminal states of ``run_ids``; their rows locked until the write ends.
+
+        All the rows are locked (PostgreSQL; SQLite's write lock is already held), in id
+        order, so that two writers of one run take turns and the second sees the first's
+        state.
+        """
+        ids = sorted(run_ids)
+        settled: dict[str, State] = {}
+        for start in range(0, len(ids), _CHUNK):
+            statement = (
+                select(runs.c.id, runs.c.state)
+                .where(runs.c.id.in_(ids[start : start + _CHUNK]))
+                .order_by(runs.c.id)
+                .with_for_update()
+            )
+            for run_id, state in query(statement):
+                if State(state) in TERMINAL:
+                    settled[run_id] = State(state)
+        return settled
 
     def get_run(self, run_id: str) -> RunRecord:
         rows = self._rows(select(runs).where(runs.c.id == run_id))
