@@ -13,7 +13,7 @@ changes. The cached tars:
 - ``bookworm-minbase-v1``: bookworm minbase with no Python at all, but with the shared
   libraries a self-built CPython links to (OpenSSL, libffi, SQLite, ...).
 - ``pyenv-python3.10-v1`` / ``pyenv-python3.9-v1``: a layer (not a root filesystem) holding
-  this machine's pyenv CPython (``/root/.pyenv/versions/X.Y.Z``, kept at that path: its
+  this machine's pyenv CPython (``$PYENV_ROOT/versions/X.Y.Z``, kept at that path: its
   RUNPATH names it) without tests, IDLE, tkinter, ensurepip, pip, ``__pycache__``, headers,
   plus ``/usr/local/bin/python3`` and ``pythonX.Y`` links to it. On top of
   ``bookworm-minbase-v1`` it makes a ``python:X.Y-slim``-like image.
@@ -63,6 +63,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from tests.harness.pythons import pyenv_versions
 from tests.harness.registry import RegistryServer
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -78,7 +79,6 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 APT_SOURCES = Path("/etc/apt/sources.list")
 APT_SOURCES_FOLDER = Path("/etc/apt/sources.list.d")
-PYENV_VERSIONS = Path("/root/.pyenv/versions")
 
 # Left out of the base: apt's package lists and caches, logs, and what debootstrap copies
 # from the host (its resolver and host name). Relative to the root filesystem; the folders
@@ -235,7 +235,7 @@ class PyenvPython:
     @property
     def prefix(self) -> Path:
         """Where the interpreter lives, here and inside the image."""
-        return PYENV_VERSIONS / self.version
+        return pyenv_versions() / self.version
 
     @property
     def short(self) -> str:
@@ -968,7 +968,7 @@ def target_bases(registry: RegistryServer) -> dict[str, str]:
     - ``py311``: Debian bookworm, Python 3.11 (this machine's), amd64;
     - ``py313``: Debian trixie, Python 3.13, amd64;
     - ``py310``: like ``python:3.10-slim``: bookworm minbase plus a CPython 3.10.13 in
-      ``/root/.pyenv/versions/3.10.13``, linked from ``/usr/local/bin/python3``; its env has
+      ``$PYENV_ROOT/versions/3.10.13``, linked from ``/usr/local/bin/python3``; its env has
       ``PYTHON_VERSION=3.10.13`` and ``/usr/local/bin`` first in ``PATH``;
     - ``py39``: the same with CPython 3.9.18 (a Python Sematic refuses);
     - ``nopython``: bookworm minbase with no Python at all (command ``/bin/bash``);

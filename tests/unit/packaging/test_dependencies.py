@@ -21,6 +21,7 @@ from sematic.packaging.dependencies import (
     uv_platform,
 )
 from sematic.packaging.target import Target
+from tests.harness.pythons import find_python
 
 _ELF_X86_64 = 62
 _ELF_AARCH64 = 183
@@ -38,8 +39,8 @@ def _target(
 
 
 def _python(version: str) -> str:
-    path = Path(f"/root/.pyenv/versions/{version}/bin/python{version.rsplit('.', 1)[0]}")
-    assert path.is_file(), f"this test needs CPython {version} at {path}; install it with pyenv"
+    path = find_python(version)
+    assert path is not None, f"this test needs CPython {version}; install it with pyenv"
     return str(path)
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.pythons import find_python
+
 ROOT = Path(__file__).resolve().parents[3]
 SOURCE = ROOT / "src"
 UV = Path(sys.executable).parent / "uv"
-PYENV = Path("/root/.pyenv/versions")
 PYTHONS = {"3.10": "3.10.13", "3.12": "3.12.1", "3.13": "3.13.0"}
 CHECKS = ["import worker", "import pydantic_core", "type check", "serialize round trip"]
 
@@ -71,7 +72,8 @@ def test_self_check_passes_here() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("version", sorted(PYTHONS))
 def test_self_check_passes_on_other_pythons(version: str, dependencies: dict[str, Path]) -> None:
-    python = PYENV / PYTHONS[version] / "bin" / f"python{version}"
+    python = find_python(PYTHONS[version])
+    assert python is not None, f"this test needs CPython {PYTHONS[version]}; install it with pyenv"
     code, report = self_check(str(python), [SOURCE, dependencies[version]])
     assert code == 0, report
     assert report["ok"] is True
