@@ -172,7 +172,7 @@ def test_041_requirements_reach_the_job_manifest() -> None:
         name="train-1",
         image="registry/train@sha256:aa",
         command=["python"],
-        settings=ClusterSettings(),
+        settings=ClusterSettings(allow_host_path_mounts=True, allow_security_contexts=True),
         requirements=kubernetes,
     )
     pod = job["spec"]["template"]["spec"]
@@ -206,6 +206,12 @@ def test_041_requirements_reach_the_job_manifest() -> None:
         "add": ["SYS_PTRACE"],
         "drop": ["ALL"],
     }
+    assert volumes["volume-root-cache"]["hostPath"] == {"path": "/mnt/cache"}
+    assert mounts["/root/.cache"]["name"] == "volume-root-cache"
+    assert container["securityContext"]["capabilities"] == {"add": ["SYS_PTRACE"], "drop": ["ALL"]}
+    with pytest.raises(sematic.ConfigurationError, match="allow_host_path_mounts"):
+        job_manifest(name="train-1", image="i", command=["python"], settings=ClusterSettings(),
+                     requirements=kubernetes)  # fmt: skip
 
 
 def test_041_requirement_values_are_checked() -> None:

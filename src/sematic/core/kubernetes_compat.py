@@ -19,8 +19,10 @@ does) that translates those fields on construction:
 - ``mount_expanded_shared_memory`` becomes a memory-backed ``/dev/shm`` as large as the
   memory request (memory the pod is charged for anyway); without a memory request it is
   recorded but no volume is mounted;
-- ``security_context`` and ``host_path_mounts`` are recorded (``to_dict``) but not applied to
-  pods: 0.41 applied them only where the cluster administrator allowed it.
+- ``security_context`` and ``host_path_mounts`` go into the pod only where the cluster
+  settings allow them (``ClusterSettings.allow_security_contexts`` /
+  ``allow_host_path_mounts``, off by default), as 0.41 applied them only where the
+  cluster's administrator allowed it; otherwise the pipeline is refused before it starts.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ class KubernetesSecurityContext:
     """The security context a function's container asks for (0.41): whether it may gain
     privileges, whether it runs privileged, and its capabilities.
 
-    Recorded with the requirements; not applied to pods by this version.
+    Applied where ``ClusterSettings.allow_security_contexts`` allows it.
     """
 
     allow_privilege_escalation: bool
@@ -203,8 +205,8 @@ class KubernetesHostPathMount:
     """A directory of the node (``node_path``) mounted in the pod at ``pod_mount_path``.
 
     ``name`` is the volume's name (derived from ``pod_mount_path`` when empty); ``type`` is
-    Kubernetes' hostPath type ("" means no check). Recorded with the requirements; not
-    applied to pods by this version.
+    Kubernetes' hostPath type ("" means no check). Mounted where
+    ``ClusterSettings.allow_host_path_mounts`` allows it.
     """
 
     node_path: str

@@ -18,6 +18,7 @@ from typing import Any
 
 from sematic.core import variables
 from sematic.core.errors import ConfigurationError
+from sematic.core.kubernetes_compat import KubernetesResourceRequirements
 from sematic.core.resources import KubernetesRequirements
 
 API_KEY_SECRET_KEY = "api-key"  # the key, in a Secret, that holds a Sematic API key
@@ -61,6 +62,10 @@ class ClusterSettings:
       with its root run) and deleted with it. The key is never written into a Job.
     - ``keep_finished_jobs``: keep worker Jobs (and their pods) once their result and log
       are recorded, for debugging; by default they are deleted.
+    - ``allow_host_path_mounts`` / ``allow_security_contexts``: let functions mount a
+      node's folders (``KubernetesHostPathMount``) or set their container's security
+      context (``KubernetesSecurityContext``). Off by default: either gives a step power over
+      the node, so it is the cluster admin's choice (as Sematic 0.41's server settings were).
     """
 
     namespace: str = "default"
@@ -72,12 +77,13 @@ class ClusterSettings:
     pod_template: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     api_key_secret: str | None = None
     keep_finished_jobs: bool = False
+    allow_host_path_mounts: bool = False
+    allow_security_contexts: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.keep_finished_jobs, bool):
-            raise ConfigurationError(
-                f"keep_finished_jobs takes a bool, got {self.keep_finished_jobs!r}"
-            )
+        for flag in ("keep_finished_jobs", "allow_host_path_mounts", "allow_security_contexts"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigurationError(f"{flag} takes a bool, got {getattr(self, flag)!r}")
         if self.api_key_secret is not None and not _SUBDOMAIN.match(str(self.api_key_secret)):
             raise ConfigurationError(
                 f"api_key_secret {self.api_key_secret!r} is not a Secret's name (lowercase "
@@ -95,7 +101,25 @@ class ClusterSettings:
             "pod_template": _plain(self.pod_template),
             "api_key_secret": self.api_key_secret,
             "keep_finished_jobs": self.keep_finished_jobs,
+            "allow_host_path_mounts": self.allow_host_path_mounts,
+            "allow_security_contexts": self.allow_security_contexts,
         }
+
+    def refusal(self, requirements: KubernetesRequirements | None) -> str | None:
+        """Why these settings cannot run a function with ``requirements`` (None: they can)."""
+        if not isinstance(requirements, KubernetesResourceRequirements):
+            return None
+        if requirements.host_path_mounts and not self.allow_host_path_mounts:
+            return (
+                "it mounts a node's folder (KubernetesHostPathMount), which the cluster "
+                "settings do not allow: a cluster admin can set allow_host_path_mounts"
+            )
+        if requirements.security_context is not None and not self.allow_security_contexts:
+            return (
+                "it sets a security context (KubernetesSecurityContext), which the cluster "
+                "settings do not allow: a cluster admin can set allow_security_contexts"
+            )
+        return None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "cluster settings") -> ClusterSettings:
@@ -153,6 +177,9 @@ def job_manifest(
             "at most 63 characters)"
         )
     wanted = requirements or KubernetesRequirements()
+    refused = settings.refusal(wanted)
+    if refused is not None:
+        raise ConfigurationError(f"Job {name}: {refused}")
     all_labels = {**MANAGED_BY, **wanted.labels, **labels}
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -184,6 +211,11 @@ def job_manifest(
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": wanted.shared_memory}}
         )
         mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+    compat = wanted if isinstance(wanted, KubernetesResourceRequirements) else None
+    for mount in compat.host_path_mounts if compat else ():
+        host_path = {"path": mount.node_path, **({"type": mount.type} if mount.type else {})}
+        volumes.append({"name": mount.name, "hostPath": host_path})
+        mounts.append({"name": mount.name, "mountPath": mount.pod_mount_path})
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
@@ -192,6 +224,8 @@ def job_manifest(
         "resources": _resources(wanted),
         "volumeMounts": mounts,
     }
+    if compat is not None and compat.security_context is not None:
+        container["securityContext"] = compat.security_context.to_dict()
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],

@@ -11,7 +11,7 @@ from typing import Any
 
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
-from sematic.core.images import ImageMap
+from sematic.core.images import ImageMap, functions_of
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
 from sematic.resolvers.driver import DriverSpec, kubernetes_placement, record_root, start_driver
@@ -150,6 +150,11 @@ class CloudResolver:
                 "nothing), or pass images=ImageMap(...)"
             )
         images.check_pipeline(future)
+        for function in functions_of(future):
+            requirements = function.props.resource_requirements
+            refused = self.cluster.refusal(requirements.kubernetes if requirements else None)
+            if refused is not None:
+                raise ConfigurationError(f"{function.dotted_path} cannot run: {refused}")
         if not settings.server_url:
             raise ConfigurationError(
                 "CloudResolver records through a Sematic server its pods can reach: set "

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sematic import KubernetesRequirements, KubernetesSecret, KubernetesToleration
+from sematic import (
+    KubernetesCapabilities,
+    KubernetesHostPathMount,
+    KubernetesRequirements,
+    KubernetesResourceRequirements,
+    KubernetesSecret,
+    KubernetesSecurityContext,
+    KubernetesToleration,
+)
 from sematic.core.errors import ConfigurationError
 from sematic.kubernetes.manifests import (
     ClusterSettings,
@@ -163,3 +171,49 @@ def test_cluster_settings_name_a_key_secret_and_whether_finished_jobs_stay() -> 
         ClusterSettings.from_dict({"keep_finished_jobs": "yes"})
     with pytest.raises(ConfigurationError, match="is not a Secret's name"):
         ClusterSettings(api_key_secret="Bad Name")
+
+
+def _compat_requirements() -> KubernetesResourceRequirements:
+    return KubernetesResourceRequirements(
+        security_context=KubernetesSecurityContext(
+            allow_privilege_escalation=False,
+            privileged=False,
+            capabilities=KubernetesCapabilities(add=("SYS_PTRACE",), drop=("ALL",)),
+        ),
+        host_path_mounts=(
+            KubernetesHostPathMount(
+                node_path="/mnt/data", pod_mount_path="/data", type="Directory"
+            ),
+        ),
+    )
+
+
+def test_security_contexts_and_host_paths_need_the_admins_consent() -> None:
+    requirements = _compat_requirements()
+    with pytest.raises(ConfigurationError, match="allow_host_path_mounts"):
+        job_manifest(name="run-1", image="i", command=["c"], settings=SETTINGS,
+                     requirements=requirements)  # fmt: skip
+    mounts_only = ClusterSettings(namespace="ml", allow_host_path_mounts=True)
+    with pytest.raises(ConfigurationError, match="allow_security_contexts"):
+        job_manifest(name="run-1", image="i", command=["c"], settings=mounts_only,
+                     requirements=requirements)  # fmt: skip
+
+
+def test_allowed_security_contexts_and_host_paths_reach_the_pod() -> None:
+    settings = ClusterSettings(
+        namespace="ml", allow_host_path_mounts=True, allow_security_contexts=True
+    )
+    assert ClusterSettings.from_dict(settings.to_dict()) == settings
+    job = job_manifest(name="run-1", image="i", command=["c"], settings=settings,
+                       requirements=_compat_requirements())  # fmt: skip
+    spec = pod_of(job)["spec"]
+    (container,) = spec["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]},
+    }
+    assert {"name": "volume-data", "hostPath": {"path": "/mnt/data", "type": "Directory"}} in (
+        spec["volumes"]
+    )
+    assert {"name": "volume-data", "mountPath": "/data"} in container["volumeMounts"]

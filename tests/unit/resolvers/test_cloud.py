@@ -142,3 +142,36 @@ def test_without_images_or_a_default_image_it_says_what_to_do(
         _step(1).resolve(CloudResolver(settings=settings))
     with pytest.raises(ConfigurationError, match="no default image for the driver"):
         _ = ImageMap({"cuda": "x"}).driver
+
+
+MOUNTING = sematic.ResourceRequirements(
+    kubernetes=sematic.KubernetesResourceRequirements(
+        host_path_mounts=(
+            sematic.KubernetesHostPathMount(node_path="/mnt/cache", pod_mount_path="/cache"),
+        )
+    )
+)
+
+
+@sematic.func(inline=False, resource_requirements=MOUNTING)
+def reads_the_node_cache(n: int) -> int:
+    return n
+
+
+def test_a_host_path_mount_the_cluster_does_not_allow_is_refused_before_submitting(
+    tmp_path: Path,
+) -> None:
+    settings = LocalSettings(
+        home=tmp_path, database_url="unused://", artifact_url="unused://",
+        server_url="http://127.0.0.1:9",  # never reached: refused before
+    )  # fmt: skip
+    resolver = CloudResolver(
+        images=ImageMap({"default": "r/p@sha256:aa"}), cluster=ClusterSettings(),
+        settings=settings, check_registry=False,
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError) as refused:
+        resolver.resolve(reads_the_node_cache(1))
+    message = str(refused.value)
+    assert "reads_the_node_cache cannot run" in message
+    assert "allow_host_path_mounts" in message
+    assert not any(tmp_path.iterdir())  # nothing recorded, nothing submitted
