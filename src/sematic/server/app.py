@@ -15,6 +15,7 @@ unpickles) a payload and never imports a pipeline; a rerun is handed to ``start_
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -56,6 +57,17 @@ DEFAULT_LIMIT = 50
 STATES = frozenset(state.value for state in State)
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _UI = Path(__file__).parent / "ui"
+
+
+def _plotly_js(_: Request) -> Response:
+    """plotly.js from the plotly package installed beside the server (the UI draws plotly
+    figures with it); 404 without it: figures are then shown as JSON."""
+    spec = importlib.util.find_spec("plotly")
+    folder = Path(spec.origin).parent if spec and spec.origin else None
+    bundle = folder / "package_data" / "plotly.min.js" if folder else None
+    if bundle is None or not bundle.is_file():
+        raise HTTPException(404, "plotly is not installed beside this server.")
+    return FileResponse(bundle, media_type="text/javascript")
 
 
 class _Api:
@@ -258,6 +270,7 @@ def create_app(
         ),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
+        Route("/ui/vendor/plotly.min.js", _plotly_js, methods=["GET"]),
         Mount("/ui", app=StaticFiles(directory=_UI), name="ui"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Response]] = {

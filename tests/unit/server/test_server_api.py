@@ -10,7 +10,7 @@ import pytest
 import sematic
 from sematic.storage.serialization import verify
 from sematic.storage.sql import SqlMetadataStore
-from tests.unit.server.conftest import TAG, Recorded
+from tests.unit.server.conftest import TAG, Recorded, Server
 
 MISSING_RUN = "0" * 32
 MISSING_ARTIFACT = "0" * 64
@@ -190,3 +190,12 @@ def test_logs_of_a_worker_run(api: httpx.Client, recorded: Recorded) -> None:
     assert missing.status_code == 404
     assert MISSING_RUN in missing.json()["error"]
     assert api.get("/runs/not-a-run/logs").status_code == 400
+
+
+def test_plotly_js_is_served_for_the_ui_without_a_key(server: Server) -> None:
+    """The UI draws plotly figures with the plotly.js of the plotly package installed here
+    (a server without plotly answers 404 and the UI shows the figure's JSON)."""
+    done = httpx.get(f"{server.url}/ui/vendor/plotly.min.js", timeout=10)
+    assert done.status_code == 200
+    assert done.headers["content-type"].startswith("text/javascript")
+    assert b"plotly" in done.content[:2000].lower()

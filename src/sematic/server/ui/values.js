@@ -174,19 +174,36 @@ function promptResponse(value, depth) {
   return h("div", { class: "v-prompt" }, part("Prompt", value.prompt), part("Response", value.response));
 }
 
+// plotly.js, served by the server from its plotly package, is loaded the first time a figure
+// is shown (it is large); a server without plotly answers 404 and figures stay JSON.
+let plotlyLoading = null;
+function loadPlotly() {
+  plotlyLoading ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/ui/vendor/plotly.min.js";
+    script.onload = () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("no Plotly")));
+    script.onerror = () => reject(new Error("plotly.js is not served here"));
+    document.head.append(script);
+  });
+  return plotlyLoading;
+}
+
 function plotly(figure, depth) {
   const box = h("div", { class: "v-plotly" });
-  if (window.Plotly && figure && typeof figure === "object") {
-    queueMicrotask(() => {
+  box.append(h("div", { class: "v-caption" }, "Plotly figure (JSON)"), tree(figure, depth));
+  if (!figure || typeof figure !== "object") return box;
+  loadPlotly().then(
+    (Plotly) => {
+      const chart = h("div", { class: "v-plotly-chart" });
+      box.replaceChildren(chart);
       try {
-        window.Plotly.newPlot(box, figure.data || [], figure.layout || {}, { responsive: true });
+        Plotly.newPlot(chart, figure.data || [], figure.layout || {}, { responsive: true });
       } catch (error) {
         box.replaceChildren(h("div", { class: "error" }, `Plotly: ${error.message}`), tree(figure, depth));
       }
-    });
-    return box;
-  }
-  box.append(h("div", { class: "v-caption" }, "Plotly figure (JSON)"), tree(figure, depth));
+    },
+    () => {}, // not served: the JSON stays
+  );
   return box;
 }
 
