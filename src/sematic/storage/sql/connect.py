@@ -59,7 +59,7 @@ def create(url: URL) -> Engine:
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
             f"Cannot use {mask(url)!r}: its driver is not installed ({exc}). "
-            "Install sematic[postgres] (psycopg 3) and use postgresql+psycopg://."
+            "Install sematic-next[postgres] (psycopg 3) and use postgresql+psycopg://."
         ) from exc
 
 
