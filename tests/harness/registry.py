@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from tests.harness.ports import free_port
+from tests.harness.processes import stop_process
 
 USERNAME = "sematic"
 READY_TIMEOUT = 30.0
@@ -132,17 +133,6 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, expected: int, log: 
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops the registry by its PID: SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @contextmanager
 def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[RegistryServer]:
     """Runs a private registry (with basic authentication when ``auth``) on ``port``, or
@@ -178,7 +168,7 @@ def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[R
             try:
                 ready = _wait_ready(process, url, 401 if auth else 200, log)
             except BaseException:
-                _stop(process)
+                stop_process(process)
                 raise
             if not ready:
                 failure = log.read_text(errors="replace")
@@ -196,7 +186,7 @@ def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[R
                     storage=base / "storage",
                 )
             finally:
-                _stop(process)
+                stop_process(process)
             return
         raise RegistryUnavailableError(f"no free port for the registry; its log:\n{failure}")
     finally:

@@ -58,6 +58,7 @@ import httpx
 import pytest
 
 from tests.harness.ports import free_port
+from tests.harness.processes import stop_process
 
 BUCKET = "sematic-tests"
 ACCESS_KEY_ID = "sematic-test"
@@ -218,17 +219,6 @@ def _wait_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path) -> b
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops the server by its PID: SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def _create_bucket(server: S3Server) -> None:
     client = server.client()
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
@@ -279,7 +269,7 @@ def local_s3(*, port: int | None = None) -> Iterator[S3Server]:
                     server = S3Server(endpoint=endpoint, bucket=BUCKET, folder=folder)
                     _create_bucket(server)
             except BaseException:
-                _stop(process)
+                stop_process(process)
                 raise
             if not ready:
                 failure = log.read_bytes()[logged:].decode(errors="replace")
@@ -291,7 +281,7 @@ def local_s3(*, port: int | None = None) -> Iterator[S3Server]:
             try:
                 yield server
             finally:
-                _stop(process)
+                stop_process(process)
             return
         raise S3UnavailableError(f"no free port for moto's server; its log:\n{failure}")
     finally:
