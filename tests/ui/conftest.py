@@ -206,7 +206,8 @@ HISTORY_RUNS = 25
 
 
 def history_records(now: float) -> list[RunRecord]:
-    """HISTORY_RUNS root runs of one pipeline, ``nightly_job``, the newest failed."""
+    """HISTORY_RUNS root runs of one pipeline, ``nightly_job``, the newest failed; every
+    fifth submitted by ``ana`` (the first among them), the others by ``ben``."""
     return [
         RunRecord(
             id=_hex(0xD0, i, width=32),
@@ -220,6 +221,7 @@ def history_records(now: float) -> list[RunRecord]:
             started_at=now - 86_400 * (HISTORY_RUNS - i),
             ended_at=now - 86_400 * (HISTORY_RUNS - i) + 60,
             tags=(f"day{i}",),
+            submitted_by="ana" if i % 5 == 0 else "ben",
         )
         for i in range(HISTORY_RUNS)
     ]

@@ -87,6 +87,34 @@ def test_one_pipelines_history_is_paginated_by_the_server(page: Page, ui_server:
     expect(page.locator("select[name=status]")).to_have_value("FAILED")
 
 
+def test_runs_show_who_submitted_them_and_filter_by_user(page: Page, ui_server: Server) -> None:
+    page.goto(ui_server.url + "/")
+    rows = page.locator("table.runs tbody tr[data-run]")
+    nightly = page.locator('tr[data-name="nightly_job"]')
+    expect(nightly.locator("td.submitted-by")).to_have_text("ben")  # its latest run's
+    page.fill("input[name=user]", "ana")  # pipelines with runs of ana, her latest run each
+    expect(rows).to_have_count(1)
+    expect(nightly.locator("td.submitted-by")).to_have_text("ana")
+    expect(nightly.locator(".tag")).to_have_text(f"day{HISTORY_RUNS - 5}")
+    expect(nightly.locator("td").last).to_have_text(f"{HISTORY_RUNS // 5} runs")
+    assert "user=ana" in page.url
+
+    nightly.locator("td").last.locator("a").click()  # the history, filtered by the server
+    expect(page.locator(".page-head h1")).to_contain_text("Runs of nightly_job")
+    expect(rows).to_have_count(HISTORY_RUNS // 5)
+    expect(page.locator(".page-head .count")).to_have_text(f"{HISTORY_RUNS // 5} runs")
+    expect(page.locator("input[name=user]")).to_have_value("ana")
+    page.fill("input[name=user]", "ben")
+    expect(page.locator(".page-head .count")).to_have_text(f"{HISTORY_RUNS - 5} runs")
+    page.fill("input[name=user]", "nobody")
+    expect(rows).to_have_count(0)
+
+    page.fill("input[name=user]", "")
+    expect(rows).to_have_count(20)
+    rows.first.locator("a.run-link").click()
+    expect(page.locator(".run-header [data-submitted-by]")).to_have_text("submitted by ben")
+
+
 def test_the_run_page_draws_the_dag_and_renders_values_and_logs(
     page: Page, ui_server: Server, ui_home: UiHome
 ) -> None:

@@ -127,7 +127,16 @@ def settings_delete(key: str) -> None:
 
 
 def _register() -> None:
-    from sematic.cli import legacy, packaging, pipelines, runs, scaffold, server_control
+    from sematic.cli import (
+        deploy,
+        keys,
+        legacy,
+        packaging,
+        pipelines,
+        runs,
+        scaffold,
+        server_control,
+    )
 
     for command in (
         server_control.start,
@@ -136,6 +145,7 @@ def _register() -> None:
         runs.runs,
         runs.logs,
         runs.cancel,
+        keys.keys,
         pipelines.run,
         pipelines.rerun,
         packaging.build,
@@ -145,6 +155,7 @@ def _register() -> None:
         legacy.server_settings,
         legacy.github,
         legacy.advanced,
+        deploy.deploy,
     ):
         cli.add_command(command)
 

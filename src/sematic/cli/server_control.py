@@ -233,6 +233,14 @@ def stop() -> None:
     "pod; settings from $SEMATIC_CLUSTER): reruns become driver Jobs there, and pipelines "
     "whose driver is gone are reaped every 20 s.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line on stderr (server and access records), for a log "
+    "collector.",
+)
 def server(
     host: str,
     port: int,
@@ -241,6 +249,7 @@ def server(
     artifact_url: str | None,
     api_key_env: str,
     kubeconfig: str | None,
+    log_format: str,
 ) -> None:
     """Run the Sematic server in the foreground (Ctrl-C stops it).
 
@@ -258,6 +267,8 @@ def server(
     args += ["--api-key-env", api_key_env, *_host_args(allowed_hosts)]
     if kubeconfig:
         args += ["--kubeconfig", kubeconfig]
+    if log_format != "text":
+        args += ["--log-format", log_format]
     from sematic.resolvers.settings import ENVIRONMENT, password_on_command_line
 
     # URLs reach the server through its environment, never its command line.

@@ -26,7 +26,8 @@
     ├── StoreError                 a run or artifact cannot be read back
     │   ├── RunNotFoundError         no run with that id
     │   ├── ArtifactMissingError     the payload of an artifact is gone
-    │   └── ArtifactCorruptedError   the payload does not match its id
+    │   ├── ArtifactCorruptedError   the payload does not match its id
+    │   └── ApiKeyNotFoundError      no API key with that id
     ├── IllegalTransitionError     the engine was asked for a transition its table forbids
     │                              (a bug in the tool, never in a pipeline)
     ├── PipelineFailedError        resolve() of a pipeline whose function failed; names
@@ -162,6 +163,10 @@ class ArtifactCorruptedError(StoreError):
     recorded output is not reused, its step executes again and storing the output replaces
     the damaged bytes. Only an input of a pipeline that is rerun cannot be recomputed.
     """
+
+
+class ApiKeyNotFoundError(StoreError, LookupError):
+    """No API key has this id."""
 
 
 class IllegalTransitionError(SematicError):

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sematic.core.engine import Event, Execute, Run, State
 from sematic.core.errors import SematicError, WorkerLostError
 from sematic.core.jobs import WorkerJob, WorkerResult
+from sematic.core.keys import ApiKeyRecord, NewApiKey, Principal, Role
 from sematic.core.records import (
     ArtifactRecord,
     CancelRecord,
@@ -93,7 +94,10 @@ class MetadataStore(Protocol):
     """Keeps runs, their transitions, artifact descriptions and edges (never payloads).
 
     ``write`` applies everything it is given in one transaction: when it returns, it is
-    durable. Runs are upserted by id; artifacts and edges already present are left as is.
+    durable. Runs are upserted by id; artifacts and edges already present are left as is;
+    a transition already recorded is not recorded again. A run recorded in a terminal state
+    keeps it (a late writer's other state is dropped), unless its id is in ``reopened``:
+    a resumed pipeline runs again what failed or was canceled.
     """
 
     def write(
@@ -103,6 +107,7 @@ class MetadataStore(Protocol):
         transitions: Sequence[TransitionRecord] = (),
         artifacts: Sequence[ArtifactRecord] = (),
         edges: Sequence[EdgeRecord] = (),
+        reopened: Sequence[str] = (),
     ) -> None: ...
 
     def get_run(self, run_id: str) -> RunRecord: ...
@@ -116,6 +121,7 @@ class MetadataStore(Protocol):
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]: ...
@@ -127,6 +133,7 @@ class MetadataStore(Protocol):
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
     ) -> int: ...
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]: ...
@@ -148,6 +155,24 @@ class MetadataStore(Protocol):
     def cancel_request(self, root_id: str) -> CancelRecord | None: ...
 
     def close(self) -> None: ...
+
+
+class ApiKeyStore(Protocol):
+    """The API keys of a team server, kept hashed (``sematic.core.keys``).
+
+    ``authenticate`` reads the store on every call, so that a key revoked through one
+    server is refused by every server sharing the store at its next request.
+    """
+
+    def create(self, user: str, name: str, role: Role) -> NewApiKey: ...
+
+    def list(self) -> list[ApiKeyRecord]: ...
+
+    def revoke(self, key_id: str) -> ApiKeyRecord: ...
+
+    def rotate(self, key_id: str) -> NewApiKey: ...
+
+    def authenticate(self, key: str) -> Principal | None: ...
 
 
 class ArtifactStore(Protocol):

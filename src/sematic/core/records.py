@@ -53,6 +53,9 @@ class RunRecord:
     traceback: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    # Who submitted the pipeline: on a team server, the user of the API key that wrote the
+    # run (set by the server, whatever the client sent); locally, the OS user.
+    submitted_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ def batch(
     transitions: Sequence[TransitionRecord],
     artifacts: Sequence[ArtifactRecord],
     edges: Sequence[EdgeRecord],
+    reopened: Sequence[str] = (),
 ) -> bytes:
     """The body of ``POST /api/v1/write``: everything one ``MetadataStore.write`` holds."""
     return json.dumps(
@@ -111,6 +112,7 @@ def batch(
             "transitions": [transition_json(t) for t in transitions],
             "artifacts": [artifact_json(a) for a in artifacts],
             "edges": [edge_json(e) for e in edges],
+            **({"reopened": list(reopened)} if reopened else {}),
         },
         separators=(",", ":"),
     ).encode()

@@ -131,7 +131,8 @@ class CloudResolver:
             requirements=self.driver_requirements,
             restarts=self.driver_restarts,
         )
-        url = f"{(settings.server_url or '').rstrip('/')}/#/runs/{future.id}"  # checked: set
+        first = (settings.server_url or "").split(",")[0].strip().rstrip("/")  # checked: set
+        url = f"{first}/#/runs/{future.id}"
         print(f"{future.props.name}: submitted to the cluster; follow it at {url}", file=sys.stderr)
         return future.id
 

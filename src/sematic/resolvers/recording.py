@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import hashlib
 import inspect
 import threading
@@ -11,7 +12,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
-from sematic.core.engine import Run, State
+from sematic.core.engine import TERMINAL, Run, State
 from sematic.core.function import Function
 from sematic.core.future import Future
 from sematic.core.images import ImageMap
@@ -26,6 +27,13 @@ from sematic.storage.serialization import Serialized, deserialize, serialize, ve
 # How often buffered changes are written: a step that finished less than this before its
 # resolver was killed may have no record of it, and runs again on resume (see the README).
 FLUSH_INTERVAL_S = 0.05
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name, no passwd entry (a container)
+        return None
 
 
 def requirements_json(requirements: ResourceRequirements | None) -> dict[str, Any] | None:
@@ -68,6 +76,9 @@ class RunRecorder:
         self.metadata = metadata
         self.artifacts = artifacts
         self._images = images  # when runs execute in containers: which image each one ran in
+        # Who submits: the OS user here. A team server replaces it with the user of the API
+        # key the runs are written with; the metadata store keeps a run's first value.
+        self._user = _os_user()
         self._records: dict[str, RunRecord] = {}
         self._dirty: dict[str, RunRecord] = {}
         self._transitions: list[TransitionRecord] = []
@@ -85,11 +96,16 @@ class RunRecorder:
         self._stored: set[str] = set()
         self._sources: dict[int, tuple[str | None, str]] = {}
         self._final: dict[str, RunRecord] = {}  # resumed runs that resolved: read only
+        # Resumed runs that ended (failed, canceled) and run again: the store keeps a run's
+        # terminal state unless the write says it reopens the run.
+        self._reopening: set[str] = set()
         for record in earlier:
             if is_final(record):
                 self._final[record.id] = record
             else:
                 self._records[record.id] = record
+                if record.state in TERMINAL:
+                    self._reopening.add(record.id)
 
     # Observer ---------------------------------------------------------------------------
 
@@ -177,13 +193,19 @@ class RunRecorder:
                 transitions, self._transitions = self._transitions, []
                 artifacts, self._new_artifacts = list(self._new_artifacts.values()), {}
                 edges, self._edges = self._edges, []
+                reopened = [run.id for run in runs if run.id in self._reopening]
+                self._reopening.difference_update(reopened)
             if payloads:
                 # A payload is buffered with its artifact's record: the type key comes along.
                 keys = {a.id: str(a.type_description.get("type_key")) for a in artifacts}
                 self.artifacts.put_many(payloads, type_keys=keys)
             if runs or transitions or artifacts or edges:
                 self.metadata.write(
-                    runs=runs, transitions=transitions, artifacts=artifacts, edges=edges
+                    runs=runs,
+                    transitions=transitions,
+                    artifacts=artifacts,
+                    edges=edges,
+                    reopened=reopened,
                 )
 
     def _raise_flusher_error(self) -> None:
@@ -205,6 +227,7 @@ class RunRecorder:
         with self._lock:
             record = self._final.pop(run.id)
             self._records[run.id] = record
+            self._reopening.add(run.id)
             self._state_changed(run, run.state, record.root_id, None)
 
     def record_inputs(self, run: Run, kwargs: dict[str, Any]) -> dict[str, InputRef]:
@@ -332,6 +355,7 @@ class RunRecorder:
             base_image_tag=props.base_image_tag,
             container_image=self._image_of(props),
             tags=props.tags,
+            submitted_by=self._user,
         )
         self._records[run.id] = record
         self._transitions.append(TransitionRecord(run.id, State.CREATED, now))

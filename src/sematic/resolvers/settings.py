@@ -252,10 +252,15 @@ def check_value(key: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise ConfigurationError(f"{key} cannot be empty; use `sematic settings delete {key}`")
-    if key == "server_url":
-        if not value.startswith(("http://", "https://")):
-            raise ConfigurationError(f"server_url must start with http:// or https://: {value!r}")
-        value = value.rstrip("/")
+    if key == "server_url":  # one URL, or several (replicas) comma-separated
+        urls = [url.strip().rstrip("/") for url in value.split(",")]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"server_url must start with http:// or https:// (replicas: several "
+                    f"comma-separated): {url!r}"
+                )
+        value = ",".join(urls)
     if key == "api_key" and any(c.isspace() for c in value):
         raise ConfigurationError("api_key cannot contain whitespace")
     return value

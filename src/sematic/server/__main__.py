@@ -13,6 +13,10 @@ image, and without one it refuses them (409: rerun from the CLI).
 With ``--kubeconfig`` the server also reaps, every 20 s, pipelines whose driver is gone for
 good (restarts exhausted, Job deleted): their Jobs are deleted and their unfinished runs
 marked FAILED; and it removes the Jobs of finished pipelines.
+
+Logs go to stderr: with ``--log-format json``, one JSON object per line, a record for
+every request included (``sematic.server.logs``). Prometheus metrics are served at
+``/api/v1/metrics`` (``sematic.server.metrics``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -31,11 +37,15 @@ from sematic.core import variables
 from sematic.core.errors import SematicError
 from sematic.resolvers.rerun import BackgroundRerun
 from sematic.resolvers.settings import LocalSettings, password_on_command_line
+from sematic.server import logs
 from sematic.server.app import create_app
 from sematic.server.guard import LOOPBACK, local_hosts
 from sematic.server.writes import DEFAULT_MAX_PAYLOAD_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.sql.store import SqlMetadataStore
+
+# Seconds a request in flight gets to finish after SIGTERM.
+GRACE_S = 20
 
 
 def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
@@ -49,7 +59,8 @@ def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
-        help="environment variable holding the API key that every request but health needs",
+        help="environment variable holding the API key that every request but health needs: "
+        "the bootstrap admin key, which creates per-user keys (`sematic keys`)",
     )
     parser.add_argument(
         "--allowed-host",
@@ -73,6 +84,13 @@ def _parser(settings: LocalSettings) -> argparse.ArgumentParser:
         help="the largest artifact payload an upload may carry; larger ones are refused "
         f"(413) while they stream in (default ${variables.MAX_PAYLOAD_BYTES}, else "
         f"{DEFAULT_MAX_PAYLOAD_BYTES:,} = 2 GiB)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="text (default): warnings and errors as uvicorn writes them; json: one JSON "
+        "object per line on stderr, access records included (see sematic.server.logs)",
     )
     return parser
 
@@ -107,26 +125,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = LocalSettings.from_environment()
     parser = _parser(settings)
     args = parser.parse_args(argv)
+    logs.configure(args.log_format)
     for option, url, default in (
         ("--database-url", args.database_url, settings.database_url),
         ("--artifact-url", args.artifact_url, settings.artifact_url),
     ):
         warning = None if url == default else password_on_command_line(option, url)
         if warning:
-            print(warning, file=sys.stderr, flush=True)
+            logs.say(warning, log_format=args.log_format)
     api_key = _api_key(parser, args.api_key_env)
     if api_key is None and args.host not in LOOPBACK:
-        print(
+        logs.say(
             f"warning: serving on {args.host} without an API key: anyone who can reach it "
             "can write runs and read every payload and log (use --api-key-env); it answers "
             "only to the names given with --allowed-host",
-            file=sys.stderr,
-            flush=True,
+            log_format=args.log_format,
         )
     try:
         metadata = SqlMetadataStore(args.database_url)
     except SematicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logs.say(f"error: {exc}", log_format=args.log_format)
         return 1
     # Keyless: the user's own server, where a rerun runs as a process of theirs. With a
     # key: a team's server, which runs no pipeline code on its own host.
@@ -154,25 +172,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     hosts = None
     if api_key is None or args.allowed_host:
         hosts = local_hosts(args.host, args.allowed_host)
+    stopping = threading.Event()
     try:
         app = create_app(
             metadata=metadata,
+            stopping=stopping,
             artifacts=FsspecArtifactStore(args.artifact_url),
             logs_dir=settings.logs,
             api_key=api_key,
             start_rerun=start_rerun,
             allowed_hosts=hosts,
             max_payload_bytes=args.max_payload_bytes,
+            # With a key, the keys kept in the database are accepted too (`sematic keys`).
+            api_keys=None if api_key is None else metadata.api_keys(),
         )
-        # Event streams never end by themselves: give them 2 s to close on shutdown.
+        # On SIGTERM, requests in flight (a write) get up to GRACE_S to finish, within
+        # Kubernetes' default 30 s termination grace period; event streams end at once.
         config = uvicorn.Config(
             app,
             host=args.host,
             port=args.port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=GRACE_S,
+            **logs.uvicorn_options(args.log_format),
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, stopping)
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
             # Before uvicorn takes the signals over: stop at once. After it shut down, it
@@ -187,6 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reaper is not None:
             reaper.stop()
         metadata.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when it starts shutting down."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._stopping.set()
+        await super().shutdown(sockets)
 
 
 def _own_url(host: str, port: int) -> str:

@@ -4,8 +4,11 @@ Every response is JSON except payloads (bytes) and logs (text); errors are
 ``{"error": "..."}``. Every request passes ``guard`` first: with an API key, everything
 under ``/api/v1`` except ``health`` and ``openapi.json`` needs ``Authorization: Bearer
 KEY``, reads and the event stream included (the web UI's static files do not: the UI asks
-for the key). Without a key, only requests addressed to this machine's own names and sent
-from its own pages (or from programs) get through. Bodies must be JSON, except payload
+for the key). KEY is the server's own key (the bootstrap admin) or a per-user key kept
+hashed in the database (``keys``; a read-only key gets a 403 on any change), and the runs
+a keyed server writes record the key's user as ``submitted_by``. Without a key, only
+requests addressed to this machine's own names and sent from its own pages (or from
+programs) get through. Bodies must be JSON, except payload
 uploads (``application/octet-stream``, or ``wire.PAYLOADS_TYPE`` for a batch). Records
 travel as ``sematic.core.wire`` writes them, the same for every handler and the client.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,10 +45,11 @@ from sematic.core.errors import (
     StoreError,
 )
 from sematic.core.files import write_private
-from sematic.core.ports import MetadataStore, StreamingArtifactStore
+from sematic.core.ports import ApiKeyStore, MetadataStore, StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
-from sematic.server import bodies, guard, openapi, writes
+from sematic.server import bodies, guard, keys, openapi, writes
 from sematic.server.bodies import JSONResponse
+from sematic.server.metrics import ServerMetrics
 from sematic.server.params import artifact_id as artifact_id_param
 from sematic.server.params import integer, text
 from sematic.server.params import run_id as run_id_param
@@ -106,11 +111,20 @@ class _Api:
         status = None if state is None else state.upper()
         name = text(params, "name")
         tag = text(params, "tag")
+        user = text(params, "submitted_by")
         root = _BOOLEANS[root_only]
         runs = self.metadata.list_runs(
-            status=status, name=name, tag=tag, root_only=root, limit=limit, offset=offset
+            status=status,
+            name=name,
+            tag=tag,
+            root_only=root,
+            submitted_by=user,
+            limit=limit,
+            offset=offset,
         )
-        total = self.metadata.count_runs(status=status, name=name, tag=tag, root_only=root)
+        total = self.metadata.count_runs(
+            status=status, name=name, tag=tag, root_only=root, submitted_by=user
+        )
         return JSONResponse(
             {
                 "runs": [wire.run_json(run) for run in runs],
@@ -191,7 +205,7 @@ class _Api:
         """Again in the handlers that write or serve bytes, should a route escape the guard."""
         if self.api_key is None:
             return
-        if not guard.bearer_matches(request.headers.get("authorization"), self.api_key):
+        if guard.principal_of(request.scope) is None:  # the guard authenticated no one
             raise HTTPException(401, guard.KEY_NEEDED, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -224,6 +238,8 @@ def create_app(
     max_payload_bytes: int = writes.DEFAULT_MAX_PAYLOAD_BYTES,
     start_rerun: RerunStarter | None = None,
     allowed_hosts: frozenset[str] | None = None,
+    api_keys: ApiKeyStore | None = None,
+    stopping: threading.Event | None = None,
 ) -> Starlette:
     """The API application. The caller owns (and closes) ``metadata``.
 
@@ -231,11 +247,14 @@ def create_app(
     ``start_rerun(root_id, from_run_id)`` starts a rerun away from this process and returns
     the new root run's id (None: reruns are refused with 409). ``allowed_hosts``: the host
     names requests may be addressed to (``guard.local_hosts``); by default the loopback
-    names without a key, any name with one.
+    names without a key, any name with one. ``api_keys``: the per-user keys accepted
+    besides ``api_key`` (the bootstrap admin key), managed under ``/keys``; only with an
+    ``api_key``. ``stopping``: set when the server shuts down (event streams then end).
     """
     api_key = api_key or None
     api = _Api(metadata, artifacts, logs_dir, api_key)
-    steering = Steering(metadata, api._authorize, start_rerun)
+    steering = Steering(metadata, api._authorize, start_rerun, stopping)
+    metrics = ServerMetrics(metadata)  # GET /metrics; the middleware times every request
     if allowed_hosts is None and api_key is None:
         allowed_hosts = guard.LOOPBACK
     policy = guard.Policy(
@@ -243,6 +262,8 @@ def create_app(
         allowed_hosts=allowed_hosts,
         key_prefix=PREFIX + "/",
         public=frozenset({f"{PREFIX}/health", f"{PREFIX}/openapi.json"}),
+        keys=None if api_keys is None else api_keys.authenticate,
+        read_posts=frozenset({f"{PREFIX}/artifacts/lookup"}),
         body_types=(
             guard.BodyType("PUT", _path(r"artifacts/.+/payload"), _BYTES),
             guard.BodyType("PUT", _path(r"runs/.+/logs"), _BYTES),
@@ -261,13 +282,16 @@ def create_app(
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}/payload", api.payload, methods=["GET"]),
         *steering.routes(PREFIX),
+        *keys.routes(PREFIX, api_keys if api_key is not None else None),
         *writes.routes(
             PREFIX,
             metadata=metadata,
             artifacts=artifacts,
             authorize=api._authorize,
             max_payload_bytes=max_payload_bytes,
+            on_payload_stored=metrics.payload_stored,
         ),
+        metrics.route(PREFIX),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),
         Route("/ui/vendor/plotly.min.js", _plotly_js, methods=["GET"]),
@@ -284,7 +308,7 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers=handlers,
-        middleware=[Middleware(guard.Guard, policy=policy)],
+        middleware=[metrics.middleware(), Middleware(guard.Guard, policy=policy)],
     )
 
 

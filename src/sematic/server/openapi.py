@@ -19,6 +19,7 @@ import sematic
 from sematic.core import wire
 from sematic.core.engine import State
 from sematic.core.records import INT64_MAX
+from sematic.server.keys import CreatedKey, KeyId, KeyList, KeyRequest
 from sematic.server.params import ArtifactId, RunId
 from sematic.server.steering import Cancel, Rerun
 from sematic.server.writes import Artifact, Batch, CacheKey, Edge, Lookup, Run
@@ -79,14 +80,16 @@ def _schema(kind: Any) -> dict[str, Any]:
 
 
 _REF = "#/components/schemas/{model}"
-_SCHEMAS = _components(Batch, Lookup, Cancel, Rerun, RunPage, RunDetail, Graph, Error)
+_SCHEMAS = _components(
+    Batch, Lookup, Cancel, Rerun, RunPage, RunDetail, Graph, Error, KeyRequest, KeyList, CreatedKey
+)
 _TEXT = {"type": "string"}
 _NUMBER = {"type": "number"}
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}]
 _MEANINGS = {
     400: "Invalid parameter or body",
     401: "Missing or wrong API key",
-    403: "Sent from a foreign web origin",
+    403: "Sent from a foreign web origin, or the API key's role does not allow it",
     404: "Not found",
     409: "Refused by the metadata store, or the pipeline's state",
     413: "The body is larger than this endpoint takes (decided while it streams)",
@@ -169,6 +172,7 @@ _PATH_PARAMETERS = {
     "cache_key": _path(
         "cache_key", CacheKey, "A cache key (sha256 hex of a function, source, inputs)."
     ),
+    "key_id": _path("key_id", KeyId, "An API key id (32 lowercase hex digits)."),
 }
 _ROOT_ID = _query("root_id", _schema(RunId), "One pipeline (default: roots).")
 
@@ -181,6 +185,12 @@ def _read_operations() -> dict[str, dict[str, Any]]:
             ok=_answer("Healthy", _content({"type": "object"})),
         ),
         "get /openapi.json": _op("This document.", ok=_answer("The OpenAPI document")),
+        "get /metrics": _op(
+            "Prometheus metrics: requests, runs by state, active pipelines, bytes stored.",
+            description="The Prometheus text format (OpenMetrics when the Accept header "
+            "asks for it). Run counts are read from the metadata store at each scrape.",
+            ok=_answer("The metrics", _content(_TEXT, "text/plain")),
+        ),
         "get /runs": _op(
             "Runs, newest first, filtered and paginated.",
             errors=(400, 503),
@@ -190,6 +200,7 @@ def _read_operations() -> dict[str, dict[str, Any]]:
                 _query("name", _TEXT, "Only runs of functions with this name."),
                 _query("tag", _TEXT, "Only runs carrying this tag."),
                 _query("root_only", {"type": "boolean", "default": False}, "Only pipelines."),
+                _query("submitted_by", _TEXT, "Only runs submitted by this user."),
                 _query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
@@ -336,9 +347,43 @@ def _write_operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def _key_operations() -> dict[str, dict[str, Any]]:
+    """Managing API keys (``sematic.server.keys``): admin keys only (403 otherwise; 409 on
+    a server without keys)."""
+    created = _answer("The new key; the plain key is shown this once", _json("CreatedKey"))
+    return {
+        "post /keys": _op(
+            "Create an API key for a user, with a role (admin, write or read).",
+            errors=(400, 403, 409, 413),
+            ok=created,
+            requestBody=_json("KeyRequest"),
+        ),
+        "get /keys": _op(
+            "Every API key (revoked ones too): no key, no hash.",
+            errors=(403, 409),
+            ok=_answer("The keys", _json("KeyList")),
+        ),
+        "post /keys/{key_id}/rotate": _op(
+            "A new key for the same user and role; the old one stays valid until revoked.",
+            errors=(400, 403, 404, 409, 413),
+            ok=created,
+        ),
+        "post /keys/{key_id}/revoke": _op(
+            "Refuse this key from the next request on, on every server sharing the database.",
+            errors=(400, 403, 404, 409, 413),
+            ok=_answer("The revoked key", _json("ApiKey")),
+        ),
+    }
+
+
 def document(prefix: str) -> dict[str, Any]:
     """The OpenAPI document for routes mounted under ``prefix``."""
-    operations = {**_read_operations(), **_steering_operations(), **_write_operations()}
+    operations = {
+        **_read_operations(),
+        **_steering_operations(),
+        **_write_operations(),
+        **_key_operations(),
+    }
     paths: dict[str, dict[str, Any]] = {}
     for key, operation in operations.items():
         method, path = key.split(" ")

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -53,10 +54,14 @@ class Steering:
         metadata: MetadataStore,
         authorize: Callable[[Request], None],
         start_rerun: RerunStarter | None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.metadata = metadata
         self.authorize = authorize
         self.start_rerun = start_rerun
+        # Set when the server shuts down: event streams end (browsers reconnect, to
+        # another replica) instead of holding the shutdown until its grace period ends.
+        self.stopping = stopping or threading.Event()
 
     def routes(self, prefix: str) -> list[Route]:
         return [
@@ -123,7 +128,7 @@ class Steering:
         sent: dict[str, float] = {}  # run id -> updated_at last sent
         beat = time.monotonic()
         yield "retry: 1000\n\n"
-        while not await request.is_disconnected():
+        while not self.stopping.is_set() and not await request.is_disconnected():
             changed = await self._changed(max(since, cursor - OVERLAP_S), root_id)
             fresh = [run for run in changed if sent.get(run.id) != run.updated_at]
             if not fresh and len(changed) == BATCH:  # the window is full of what was sent

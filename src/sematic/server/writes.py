@@ -15,7 +15,9 @@
 - ``GET /cached-outputs/{cache_key}``, ``POST /artifacts/lookup``, ``GET /changed-runs``,
   ``GET /runs/{id}/cancel``: the reads of the metadata store the read API lacks.
 
-Every endpoint here needs the API key when the server has one. Nothing is ever
+Every endpoint here needs the API key when the server has one. On such a server,
+``submitted_by`` of the runs written is the user of that key, whatever the client sent
+(the metadata store keeps a run's first value: a later writer cannot change it). Nothing is ever
 deserialized: payloads are hashed and stored as bytes, the rest is JSON, read by
 ``bodies`` (size limits while streaming, depth limit, no NaN or infinity). Nothing reaches
 the metadata store that it cannot keep: non-finite floats and integers beyond signed 64
@@ -29,10 +31,11 @@ generated from those types: what it says is what is checked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema
@@ -55,7 +58,7 @@ from sematic.core.records import (
     TransitionRecord,
     first_unstorable,
 )
-from sematic.server import bodies, params
+from sematic.server import bodies, guard, params
 from sematic.server.bodies import JSONResponse, explained
 from sematic.server.params import ArtifactId, RunId
 from sematic.storage.serialization import verify
@@ -184,6 +187,7 @@ class Batch(BaseModel):
     transitions: list[Transition] = []
     artifacts: list[Artifact] = []
     edges: list[Edge] = []
+    reopened: list[RunId] = []  # runs a resume runs again: they may leave a terminal state
 
 
 class Lookup(BaseModel):
@@ -201,9 +205,13 @@ def routes(
     artifacts: StreamingArtifactStore,
     authorize: Callable[[Request], None],
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    on_payload_stored: PayloadStored | None = None,
 ) -> list[Route]:
-    """The routes of the store API under ``prefix``; ``authorize`` raises a 401 if needed."""
-    writes = _Writes(metadata, artifacts, authorize, max_payload_bytes)
+    """The routes of the store API under ``prefix``; ``authorize`` raises a 401 if needed;
+    ``on_payload_stored`` is told of each payload stored (the metrics count its bytes)."""
+    writes = _Writes(
+        metadata, artifacts, authorize, max_payload_bytes, on_payload_stored or _ignore
+    )
     return [
         Route(f"{prefix}/write", writes.write, methods=["POST"]),
         Route(f"{prefix}/artifacts/{{artifact_id}}/payload", writes.put_payload, methods=["PUT"]),
@@ -216,6 +224,17 @@ def routes(
     ]
 
 
+class PayloadStored(Protocol):
+    """A hook told of each payload the server stored (checked against its id): its
+    ``artifact_id`` and ``size`` in bytes. It accepts keyword arguments it does not know."""
+
+    def __call__(self, *, artifact_id: str, size: int) -> None: ...
+
+
+def _ignore(*, artifact_id: str, size: int, **_: Any) -> None:
+    pass
+
+
 class _Writes:
     def __init__(
         self,
@@ -223,23 +242,30 @@ class _Writes:
         artifacts: StreamingArtifactStore,
         authorize: Callable[[Request], None],
         max_payload_bytes: int,
+        on_payload_stored: PayloadStored,
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
         self.authorize = authorize
         self.max_payload_bytes = max_payload_bytes
+        self.on_payload_stored = on_payload_stored
 
     async def write(self, request: Request) -> Response:
         self.authorize(request)
         batch = bodies.parse_model(Batch, await bodies.read(request, MAX_WRITE_BYTES))
         _check_batch(batch)
+        runs: list[RunRecord] = list(batch.runs)
+        principal = guard.principal_of(request.scope)
+        if principal is not None:  # a keyed server: the key says who submits, not the client
+            runs = [dataclasses.replace(run, submitted_by=principal.user) for run in runs]
         try:
             await asyncio.to_thread(
                 self.metadata.write,
-                runs=batch.runs,
+                runs=runs,
                 transitions=batch.transitions,
                 artifacts=batch.artifacts,
                 edges=batch.edges,
+                reopened=batch.reopened,
             )
         except StoreError as exc:  # refused by the database (a constraint): nothing written
             raise HTTPException(409, f"The metadata store refused the batch: {exc}") from None
@@ -273,6 +299,7 @@ class _Writes:
             await asyncio.to_thread(upload.commit)
         finally:
             await asyncio.to_thread(upload.abort)  # no-op once committed
+        self.on_payload_stored(artifact_id=artifact_id, size=size)
         return JSONResponse({"artifact_id": artifact_id, "size": size})
 
     async def put_payloads(self, request: Request) -> Response:
@@ -306,6 +333,7 @@ class _Writes:
                 ) from None
         for artifact_id, type_key, payload in items:
             self.artifacts.put(artifact_id, payload, type_key=type_key)
+            self.on_payload_stored(artifact_id=artifact_id, size=len(payload))
 
     async def get_payload(self, request: Request) -> Response:
         self.authorize(request)

@@ -138,7 +138,8 @@ def test_force_cancel_marks_the_runs_of_a_pipeline_whose_resolver_is_gone(
     with _store() as store:
         runs = store.runs_of_root(future.id)
         stuck = [r for r in runs if r.name in ("three_steps", "step_c")]
-        store.write(runs=[dataclasses.replace(r, state="SCHEDULED", ended_at=None) for r in stuck])
+        unfinished = [dataclasses.replace(r, state="SCHEDULED", ended_at=None) for r in stuck]
+        store.write(runs=unfinished, reopened=[r.id for r in stuck])
         assert force_cancel(store, future.id, "resolver gone") == 2
         after = {run.name: run for run in store.runs_of_root(future.id)}
         transitions = store.transitions_of(after["step_c"].id)

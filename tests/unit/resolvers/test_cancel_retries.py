@@ -22,7 +22,7 @@ from sematic import LocalResolver
 from sematic.core.errors import InfrastructureError
 from sematic.resolvers import scheduler
 from sematic.resolvers.cancel import CancelWatch
-from sematic.storage.http import HttpMetadataStore
+from sematic.storage.http import HttpMetadataStore, _connection
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines.local import waits_remotely
 from tests.unit.server.conftest import start_server
@@ -140,9 +140,12 @@ def test_a_watch_gives_up_after_a_bound_with_an_infrastructure_error(
 
 
 def test_a_watch_on_a_stopped_server_gives_up(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.WARNING, LOGGER)
+    # Each request would wait up to 20 s for a restarting server; the watch's own count of
+    # failures is what is tested here.
+    monkeypatch.setattr(_connection, "RETRY_FOR_S", 0.5)
     home = tmp_path / "server-home"
     home.mkdir()
     server = start_server(home)

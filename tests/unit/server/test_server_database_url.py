@@ -45,16 +45,17 @@ def test_a_password_on_the_command_line_gets_a_warning(tmp_path: Path) -> None:
     assert "hunter2" not in done.stderr
 
 
-def test_sematic_server_hands_urls_to_its_child_in_the_environment(
+def test_sematic_server_hands_urls_to_the_server_in_its_environment(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: dict[str, Any] = {}
 
-    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        started.update(args=args, env=kwargs["env"])
-        return subprocess.CompletedProcess(args, 0)
+    def execve(path: str, args: list[str], env: dict[str, str]) -> None:
+        """Stands in for the exec, which would replace the test process (the real
+        server process is tested in tests/unit/cli/test_cli_server_control.py)."""
+        started.update(args=args, env=env)
 
-    monkeypatch.setattr(server_control.subprocess, "run", run)
+    monkeypatch.setattr(server_control.os, "execve", execve)
     monkeypatch.setenv("SEMATIC_API_KEY", "k" * 32)
     result = invoke("server", "--database-url", SECRET_URL, "--artifact-url", "/srv/artifacts")
     assert result.exit_code == 0, result.stderr
@@ -67,9 +68,7 @@ def test_sematic_server_hands_urls_to_its_child_in_the_environment(
 def test_sematic_server_without_urls_warns_about_nothing(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        server_control.subprocess, "run", lambda args, **_: subprocess.CompletedProcess(args, 0)
-    )
+    monkeypatch.setattr(server_control.os, "execve", lambda *_: None)  # no exec in a test
     monkeypatch.setenv("SEMATIC_API_KEY", "k" * 32)
     monkeypatch.setenv("SEMATIC_DATABASE_URL", SECRET_URL)
     result = invoke("server")

@@ -155,6 +155,25 @@ def test_two_writers_of_one_run_take_turns(db_url: str) -> None:
         assert store.get_run("root").state == transitions[0].state
 
 
+def test_a_write_sent_again_adds_nothing(store: SqlMetadataStore) -> None:
+    """What a client retrying after a lost answer does: the second copy changes nothing."""
+    runs = [run("root", state="RAN"), run("child", state="SCHEDULED")]
+    transitions = [
+        TransitionRecord("root", "SCHEDULED", 1.0),
+        TransitionRecord("root", "RAN", 2.0),
+        TransitionRecord("child", "SCHEDULED", 2.0),
+    ]
+    edges = [EdgeRecord(None, "root", "x", "a")]
+    for _ in range(2):
+        store.write(runs=runs, transitions=transitions, artifacts=[artifact("a")], edges=edges)
+    assert store.transitions_of("root") == transitions[:2]
+    assert store.transitions_of("child") == transitions[2:]
+    assert store.edges_of_root("root") == edges
+    # Entering a state again later is a new transition.
+    store.write(transitions=[TransitionRecord("child", "SCHEDULED", 3.0)])
+    assert len(store.transitions_of("child")) == 2
+
+
 def test_artifacts_and_edges_are_written_once(store: SqlMetadataStore) -> None:
     edge = EdgeRecord(None, "root", "x", "a")
     output_edge = EdgeRecord("root", None, None, "a")

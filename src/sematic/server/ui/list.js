@@ -1,5 +1,6 @@
 // The pipelines page (#/): the latest run of each pipeline, or (#/?pipeline=NAME) every run
-// of one pipeline; filtered by name and status, paginated, live through the events stream.
+// of one pipeline; filtered by name, status and who submitted it, paginated, live through
+// the events stream.
 
 import { getJSON, subscribe } from "./api.js";
 import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, shortId, stateBadge, tagChips, thousands } from "./util.js";
@@ -13,6 +14,7 @@ export function showPipelines(main, params) {
   const filters = {
     q: params.get("q") || "",
     status: params.get("status") || "",
+    user: params.get("user") || "",
     pipeline: params.get("pipeline") || "",
     page: Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1),
   };
@@ -44,6 +46,21 @@ export function showPipelines(main, params) {
       render();
     },
   });
+  const reloadUser = debounce(() => load(), 300);
+  const user = h("input", {
+    type: "search",
+    name: "user",
+    placeholder: "Submitted by",
+    value: filters.user,
+    "aria-label": "Filter by the user who submitted",
+    oninput: () => {
+      filters.user = user.value.trim();
+      filters.page = 1;
+      remember();
+      if (grouped) render();
+      else reloadUser(); // filtered by the server (submitted_by)
+    },
+  });
   const status = h(
     "select",
     {
@@ -73,7 +90,7 @@ export function showPipelines(main, params) {
           : h("h1", {}, h("a", { href: "#/", class: "back", title: "All pipelines" }, "←"), "Runs of ", h("code", {}, filters.pipeline)),
         summary,
       ),
-      h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, search, status),
+      h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, search, status, user),
       notice,
       h(
         "table",
@@ -81,7 +98,7 @@ export function showPipelines(main, params) {
         h(
           "thead",
           {},
-          h("tr", {}, ["Pipeline", "Status", "Started", "Duration", "Tags", grouped ? "Runs" : "Run id"].map((t) => h("th", {}, t))),
+          h("tr", {}, ["Pipeline", "Status", "Started", "Duration", "Tags", "Submitted by", grouped ? "Runs" : "Run id"].map((t) => h("th", {}, t))),
         ),
         body,
       ),
@@ -94,6 +111,7 @@ export function showPipelines(main, params) {
       pipeline: filters.pipeline,
       q: grouped ? filters.q : "",
       status: filters.status,
+      user: filters.user,
       page: filters.page > 1 ? filters.page : "",
     });
     history.replaceState(null, "", hash);
@@ -104,6 +122,7 @@ export function showPipelines(main, params) {
     const latest = new Map();
     const counts = new Map();
     for (const run of roots.values()) {
+      if (filters.user && run.submitted_by !== filters.user) continue;
       counts.set(run.name, (counts.get(run.name) || 0) + 1);
       const known = latest.get(run.name);
       if (!known || run.created_at > known.created_at || (run.created_at === known.created_at && run.id < known.id)) {
@@ -132,8 +151,9 @@ export function showPipelines(main, params) {
       h("td", {}, formatTime(run.started_at ?? run.created_at)),
       h("td", { "data-duration": run.id }, duration(run)),
       h("td", {}, tagChips(run.tags)),
+      h("td", { class: "submitted-by" }, run.submitted_by || h("span", { class: "muted" }, "—")),
       grouped
-        ? h("td", {}, h("a", { href: hashOf("/", { pipeline: run.name }), class: "muted" }, `${count} run${count === 1 ? "" : "s"}`))
+        ? h("td", {}, h("a", { href: hashOf("/", { pipeline: run.name, user: filters.user }), class: "muted" }, `${count} run${count === 1 ? "" : "s"}`))
         : h("td", {}, h("code", { class: "muted" }, shortId(run.id))),
     );
   }
@@ -158,9 +178,9 @@ export function showPipelines(main, params) {
     }
     notice.textContent = truncated ? `Grouped from the latest ${thousands(MAX_ROOTS)} pipeline runs.` : "";
     if (!rows.length) {
-      const filtered = filters.q || filters.status;
+      const filtered = filters.q || filters.status || filters.user;
       const text = filtered ? "No pipeline matches these filters." : "No pipelines recorded yet: run one with LocalResolver and it appears here.";
-      body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "6" }, text)));
+      body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "7" }, text)));
     } else {
       body.replaceChildren(...rows.map((run) => row(run, counts.get(run.name) || 1)));
     }
@@ -200,6 +220,7 @@ export function showPipelines(main, params) {
           offset: String((filters.page - 1) * PAGE_SIZE),
         });
         if (filters.status) query.set("status", filters.status);
+        if (filters.user) query.set("submitted_by", filters.user);
         const page = await getJSON(`/runs?${query}`);
         if (disposed) return;
         roots = new Map(page.runs.map((run) => [run.id, run]));
@@ -208,7 +229,7 @@ export function showPipelines(main, params) {
       loaded = true;
       render();
     } catch (error) {
-      if (!disposed) body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "6", class: "error" }, `Could not list the runs: ${error.message}`)));
+      if (!disposed) body.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: "7", class: "error" }, `Could not list the runs: ${error.message}`)));
     }
   }
 
@@ -254,6 +275,7 @@ export function showPipelines(main, params) {
     dispose() {
       disposed = true;
       reload.cancel();
+      reloadUser.cancel();
       unsubscribe?.();
       for (const timer of timers) clearInterval(timer);
       setLive(null);

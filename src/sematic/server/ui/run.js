@@ -93,6 +93,7 @@ export function showRun(main, runId, selectedId) {
       h("span", {}, h("span", { class: "muted" }, "started "), formatTime(root.started_at ?? root.created_at)),
       h("span", {}, h("span", { class: "muted" }, "duration "), h("span", { "data-duration": root.id }, duration(root))),
       h("code", { class: "muted", title: "root run id" }, root.id),
+      ...(root.submitted_by ? [h("span", { "data-submitted-by": "" }, h("span", { class: "muted" }, "submitted by "), root.submitted_by)] : []),
       ...tagChips(root.tags),
     );
     cancelButton.hidden = isFinished(root);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sematic.core import wire
@@ -29,6 +29,14 @@ _JSON = {"Content-Type": "application/json"}
 def _segment(value: str) -> str:
     """``value`` as one path segment (ids are hex; anything else is escaped, '/' too)."""
     return quote(value, safe="")
+
+
+class _Filters(NamedTuple):
+    status: str | None
+    name: str | None
+    tag: str | None
+    root_only: bool
+    submitted_by: str | None
 
 
 class HttpMetadataStore:
@@ -64,6 +72,7 @@ class HttpMetadataStore:
         transitions: Sequence[TransitionRecord] = (),
         artifacts: Sequence[ArtifactRecord] = (),
         edges: Sequence[EdgeRecord] = (),
+        reopened: Sequence[str] = (),
     ) -> None:
         """Everything in one request; durable on the server when it returns."""
         if not (runs or transitions or artifacts or edges):
@@ -72,8 +81,8 @@ class HttpMetadataStore:
             "POST",
             "/write",
             doing="write runs to the metadata store",
-            idempotent=False,  # transitions are appended: never sent twice
-            content=wire.batch(runs, transitions, artifacts, edges),
+            idempotent=True,  # runs upserted, the rest recorded once: safe to send again
+            content=wire.batch(runs, transitions, artifacts, edges, reopened),
             headers=_JSON,
             errors={404: self._no_write_api},
         )
@@ -93,13 +102,15 @@ class HttpMetadataStore:
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
         found: list[RunRecord] = []
+        filters = _Filters(status, name, tag, root_only, submitted_by)
         while len(found) < limit:
             page = min(PAGE, limit - len(found))
-            data = self._runs_page(status, name, tag, root_only, page, offset + len(found))
+            data = self._runs_page(filters, page, offset + len(found))
             found.extend(wire.run_record(run) for run in data["runs"])
             if len(data["runs"]) < page:
                 break
@@ -112,8 +123,10 @@ class HttpMetadataStore:
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
     ) -> int:
-        return int(self._runs_page(status, name, tag, root_only, 1, 0)["total"])
+        filters = _Filters(status, name, tag, root_only, submitted_by)
+        return int(self._runs_page(filters, 1, 0)["total"])
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]:
         try:
@@ -227,18 +240,21 @@ class HttpMetadataStore:
         # The graph is that of the run's pipeline: ``root_id`` must be the root itself.
         return graph if graph["root_id"] == root_id else None
 
-    def _runs_page(
-        self,
-        status: str | None,
-        name: str | None,
-        tag: str | None,
-        root_only: bool,
-        limit: int,
-        offset: int,
-    ) -> dict[str, Any]:
+    def _runs_page(self, filters: _Filters, limit: int, offset: int) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
-        params.update({k: v for k, v in (("status", status), ("name", name), ("tag", tag)) if v})
-        if root_only:
+        params.update(
+            {
+                k: v
+                for k, v in (
+                    ("status", filters.status),
+                    ("name", filters.name),
+                    ("tag", filters.tag),
+                    ("submitted_by", filters.submitted_by),
+                )
+                if v
+            }
+        )
+        if filters.root_only:
             params["root_only"] = "true"
         response = self._http.request(
             "GET", "/runs", doing="list runs", idempotent=True, params=params

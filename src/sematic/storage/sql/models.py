@@ -41,6 +41,7 @@ class RunRow(Base):
         Index("ix_runs_name", "name"),
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_updated_at", "updated_at"),
+        Index("ix_runs_submitted_by", "submitted_by"),
     )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -68,11 +69,13 @@ class RunRow(Base):
     traceback: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[float | None] = mapped_column(Double)
     ended_at: Mapped[float | None] = mapped_column(Double)
+    submitted_by: Mapped[str | None] = mapped_column(String)
 
 
 class TransitionRow(Base):
     __tablename__ = "run_transitions"
-    __table_args__ = (Index("ix_run_transitions_run_id", "run_id"),)
+    # Each transition once: a write sent again adds nothing.
+    __table_args__ = (Index("ux_run_transitions_once", "run_id", "state", "at", unique=True),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String, ForeignKey("runs.id", ondelete="CASCADE"))
@@ -121,9 +124,24 @@ class CancelRequestRow(Base):
     requested_at: Mapped[float] = mapped_column(Double)
 
 
+class ApiKeyRow(Base):
+    """An API key of a team server: only the sha256 of the key is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    user: Mapped[str] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String)
+    key_hash: Mapped[str] = mapped_column(String, unique=True)
+    role: Mapped[str] = mapped_column(String)
+    created_at: Mapped[float] = mapped_column(Double)
+    revoked_at: Mapped[float | None] = mapped_column(Double)
+
+
 # The same tables for Core statements (bulk writes and reads never build ORM objects).
 runs = Base.metadata.tables["runs"]
 run_transitions = Base.metadata.tables["run_transitions"]
 artifacts = Base.metadata.tables["artifacts"]
 edges = Base.metadata.tables["edges"]
 cancel_requests = Base.metadata.tables["cancel_requests"]
+api_keys = Base.metadata.tables["api_keys"]

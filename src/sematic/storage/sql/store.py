@@ -13,7 +13,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -38,6 +37,7 @@ from sematic.core.records import (
 )
 from sematic.storage.sql import bulk, connect, convert, migrate
 from sematic.storage.sql.bulk import BulkInsert
+from sematic.storage.sql.keys import SqlApiKeys
 from sematic.storage.sql.models import artifacts, cancel_requests, edges, run_transitions, runs
 
 # Ids per IN (...) clause: well below the bound-parameter limits of SQLite and PostgreSQL.
@@ -70,10 +70,13 @@ class SqlMetadataStore:
         self._postgres = dialect.name == "postgresql"
         dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         upsert = dialect_insert(runs)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[runs.c.id],
-            set_={c.name: upsert.excluded[c.name] for c in runs.c if c.name != "id"},
-        )
+        updated: dict[str, Any] = {
+            c.name: upsert.excluded[c.name] for c in runs.c if c.name != "id"
+        }
+        # Who submitted a run is decided when it is first written; later writes (a worker's,
+        # a driver's, with another key) keep it.
+        updated["submitted_by"] = func.coalesce(runs.c.submitted_by, upsert.excluded.submitted_by)
+        upsert = upsert.on_conflict_do_update(index_elements=[runs.c.id], set_=updated)
         self._upsert_runs = BulkInsert(upsert, convert.RUN_FIELDS, dialect)
         self._insert_artifacts = BulkInsert(
             dialect_insert(artifacts).on_conflict_do_nothing(index_elements=[artifacts.c.id]),
@@ -86,7 +89,11 @@ class SqlMetadataStore:
             dialect,
         )
         self._insert_transitions = BulkInsert(
-            insert(run_transitions), convert.TRANSITION_FIELDS, dialect
+            dialect_insert(run_transitions).on_conflict_do_nothing(
+                index_elements=convert.TRANSITION_FIELDS
+            ),
+            convert.TRANSITION_FIELDS,
+            dialect,
         )
         self._driver_errors = dialect.loaded_dbapi.Error
         self._driver_unavailable = (
@@ -109,6 +116,10 @@ class SqlMetadataStore:
     def close(self) -> None:
         self._engine.dispose()
 
+    def api_keys(self) -> SqlApiKeys:
+        """The API keys kept in this database (a team server's ``ApiKeyStore``)."""
+        return SqlApiKeys(self._engine, self._errors)
+
     def write(
         self,
         *,
@@ -116,13 +127,15 @@ class SqlMetadataStore:
         transitions: Sequence[TransitionRecord] = (),
         artifacts: Sequence[ArtifactRecord] = (),
         edges: Sequence[EdgeRecord] = (),
+        reopened: Sequence[str] = (),
     ) -> None:
         """Writes everything in one transaction; durable when it returns.
 
         A run stored in a terminal state keeps it: a later write of that run in another
         state (a dying driver's, after the reaper or a cancel settled the run) is dropped,
-        and so are the batch's transitions of runs already terminal, so that a write sent
-        twice records its transitions once.
+        and so are the batch's transitions of runs already terminal, unless the run is in
+        ``reopened`` (a resume runs it again). Each transition is
+        recorded once (unique run, state and time): a write sent again adds nothing.
 
         Raises ``InfrastructureError`` when the database cannot be reached (or stays locked
         past the busy timeout) and ``StoreError`` when it refuses the rows (a constraint);
@@ -132,9 +145,8 @@ class SqlMetadataStore:
             return
 
         def plan(query: bulk.Query) -> list[bulk.Batch]:
-            settled = self._settled(
-                {run.id for run in runs} | {t.run_id for t in transitions}, query
-            )
+            touched = {run.id for run in runs} | {t.run_id for t in transitions}
+            settled = self._settled(touched - set(reopened), query)
             # Referenced rows first: transitions need their run, edges their artifact.
             return [
                 (self._insert_artifacts, [convert.artifact_params(a) for a in artifacts]),
@@ -201,16 +213,20 @@ class SqlMetadataStore:
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
         """One page of the matching runs, most recently created first.
 
-        ``status`` (a state), ``name`` and ``tag`` (one of the run's tags) keep only the runs
-        that match; ``None`` means no condition. ``root_only`` keeps only root runs. Every
-        filter, the ordering, ``limit`` and ``offset`` run in SQL, on indexed columns.
+        ``status`` (a state), ``name``, ``tag`` (one of the run's tags) and ``submitted_by``
+        keep only the runs that match; ``None`` means no condition. ``root_only`` keeps only
+        root runs. Every filter, the ordering, ``limit`` and ``offset`` run in SQL, on indexed
+        columns.
         """
-        conditions = self._run_conditions(status=status, name=name, tag=tag, root_only=root_only)
+        conditions = self._run_conditions(
+            status=status, name=name, tag=tag, root_only=root_only, submitted_by=submitted_by
+        )
         query = (
             select(runs)
             .where(*conditions)
@@ -227,9 +243,12 @@ class SqlMetadataStore:
         name: str | None = None,
         tag: str | None = None,
         root_only: bool = False,
+        submitted_by: str | None = None,
     ) -> int:
         """How many runs ``list_runs`` with the same filters would list without a limit."""
-        conditions = self._run_conditions(status=status, name=name, tag=tag, root_only=root_only)
+        conditions = self._run_conditions(
+            status=status, name=name, tag=tag, root_only=root_only, submitted_by=submitted_by
+        )
         query = select(func.count().label("count")).select_from(runs).where(*conditions)
         return int(self._rows(query)[0]["count"])
 
@@ -322,9 +341,17 @@ class SqlMetadataStore:
         return CancelRecord(str(row["root_id"]), str(row["reason"]), float(row["requested_at"]))
 
     def _run_conditions(
-        self, *, status: str | None, name: str | None, tag: str | None, root_only: bool
+        self,
+        *,
+        status: str | None,
+        name: str | None,
+        tag: str | None,
+        root_only: bool,
+        submitted_by: str | None = None,
     ) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
+        if submitted_by is not None:
+            conditions.append(runs.c.submitted_by == submitted_by)
         if status is not None:
             conditions.append(runs.c.state == status)
         if name is not None:
