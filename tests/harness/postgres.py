@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.harness.ports import free_port
+from tests.harness.processes import required
 
 ENV = "SEMATIC_TEST_POSTGRES_URL"
 USER = "postgres"
@@ -174,16 +175,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     if url:
         yield PostgresServer(url)
         return
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(local_postgres())
-        except PostgresUnavailableError as exc:
-            problem = str(exc)
-        else:
-            problem = ""
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        yield PostgresServer(url)
+    with required(local_postgres(), PostgresUnavailableError) as local_url:
+        yield PostgresServer(local_url)
 
 
 @pytest.fixture

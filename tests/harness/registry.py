@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ import httpx
 import pytest
 
 from tests.harness.ports import free_port
-from tests.harness.processes import stop_process
+from tests.harness.processes import required, stop_process
 
 USERNAME = "sematic"
 READY_TIMEOUT = 30.0
@@ -194,15 +194,7 @@ def local_registry(*, auth: bool = False, port: int | None = None) -> Iterator[R
 
 
 def _fixture(auth: bool) -> Iterator[RegistryServer]:
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(local_registry(auth=auth))
-        except RegistryUnavailableError as exc:
-            problem = str(exc)
-        else:
-            problem = ""
-        if problem:
-            pytest.fail(problem, pytrace=False)
+    with required(local_registry(auth=auth), RegistryUnavailableError) as server:
         yield server
 
 

@@ -48,7 +48,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ import httpx
 import pytest
 
 from tests.harness.ports import free_port
-from tests.harness.processes import stop_process
+from tests.harness.processes import required, stop_process
 
 BUCKET = "sematic-tests"
 ACCESS_KEY_ID = "sematic-test"
@@ -290,15 +290,7 @@ def local_s3(*, port: int | None = None) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(local_s3())
-        except S3UnavailableError as exc:
-            problem = str(exc)
-        else:
-            problem = ""
-        if problem:
-            pytest.fail(problem, pytrace=False)
+    with required(local_s3(), S3UnavailableError) as server:
         yield server
 
 
