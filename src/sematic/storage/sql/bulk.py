@@ -17,8 +17,23 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.dml import Insert
 
 Batch = tuple["BulkInsert", list[dict[str, Any]]]
-Query = Callable[[Select[Any]], list[Any]]
-"""Runs a SELECT inside the write's transaction, before its inserts; returns the rows."""
+Query = Callable[["PreparedSelect", dict[str, Any]], list[Any]]
+"""Runs a SELECT with these values inside the write's transaction, before its inserts;
+returns the rows."""
+
+
+class PreparedSelect:
+    """A SELECT compiled once for the engine's dialect (compiling costs ~0.5 ms a time)."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self._positions = compiled.positiontup
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        if self._positions is None:
+            return values
+        return tuple(values[key] for key in self._positions)
 
 
 class BulkInsert:
@@ -62,7 +77,7 @@ def execute(engine: Engine, plan: Callable[[Query], Sequence[Batch]]) -> None:
             if engine.dialect.name == "sqlite":
                 # The write lock at once: concurrent writers queue on busy_timeout.
                 cursor.execute("BEGIN IMMEDIATE")
-            batches = plan(lambda statement: _select(cursor, statement, engine.dialect))
+            batches = plan(lambda select, values: _select(cursor, select, values))
             with _pipeline(engine, connection.driver_connection):
                 for insert, rows in batches:
                     if rows:
@@ -80,12 +95,8 @@ def execute(engine: Engine, plan: Callable[[Query], Sequence[Batch]]) -> None:
         connection.close()
 
 
-def _select(cursor: Any, statement: Select[Any], dialect: Dialect) -> list[Any]:
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    parameters: Any = compiled.params
-    if compiled.positiontup is not None:
-        parameters = tuple(parameters[key] for key in compiled.positiontup)
-    cursor.execute(compiled.string, parameters)
+def _select(cursor: Any, select: PreparedSelect, values: dict[str, Any]) -> list[Any]:
+    cursor.execute(select.sql, select.parameters(values))
     return list(cursor.fetchall())
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Executable,
+    bindparam,
     cast,
     exists,
     func,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import BindParameter
 
 from sematic.core.engine import TERMINAL, State
 from sematic.core.errors import (
@@ -95,6 +97,7 @@ class SqlMetadataStore:
             convert.TRANSITION_FIELDS,
             dialect,
         )
+        self._state_selects: dict[int, bulk.PreparedSelect] = {}  # by number of ids
         self._driver_errors = dialect.loaded_dbapi.Error
         self._driver_unavailable = (
             dialect.loaded_dbapi.OperationalError,
@@ -174,6 +177,21 @@ class SqlMetadataStore:
                 f"Cannot write to the metadata store {self}: {_reason(exc)}"
             ) from exc
 
+    def _states_of(self, count: int) -> bulk.PreparedSelect:
+        """``SELECT id, state FROM runs WHERE id IN (:id0, ...)``, locking, for ``count`` ids."""
+        prepared = self._state_selects.get(count)
+        if prepared is None:
+            ids: list[BindParameter[str]] = [bindparam(f"id{i}") for i in range(count)]
+            statement = (
+                select(runs.c.id, runs.c.state)
+                .where(runs.c.id.in_(ids))
+                .order_by(runs.c.id)
+                .with_for_update()
+            )
+            prepared = bulk.PreparedSelect(statement, self._engine.dialect)
+            self._state_selects[count] = prepared
+        return prepared
+
     def _settled(self, run_ids: set[str], query: bulk.Query) -> dict[str, State]:
         """The stored terminal states of ``run_ids``; their rows locked until the write ends.
 
@@ -184,13 +202,9 @@ class SqlMetadataStore:
         ids = sorted(run_ids)
         settled: dict[str, State] = {}
         for start in range(0, len(ids), _CHUNK):
-            statement = (
-                select(runs.c.id, runs.c.state)
-                .where(runs.c.id.in_(ids[start : start + _CHUNK]))
-                .order_by(runs.c.id)
-                .with_for_update()
-            )
-            for run_id, state in query(statement):
+            chunk = ids[start : start + _CHUNK]
+            values = {f"id{i}": run_id for i, run_id in enumerate(chunk)}
+            for run_id, state in query(self._states_of(len(chunk)), values):
                 if State(state) in TERMINAL:
                     settled[run_id] = State(state)
         return settled
