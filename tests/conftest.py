@@ -8,8 +8,10 @@ import pytest
 
 import sematic
 from tests.harness.postgres import postgres_server, postgres_url
+from tests.harness.s3 import s3_server, s3_url
 
-__all__ = ["home", "postgres_server", "postgres_url", "silent"]
+# Registered here once: a session fixture imported into two modules would start twice.
+__all__ = ["home", "postgres_server", "postgres_url", "s3_server", "s3_url", "silent"]
 
 
 @pytest.fixture

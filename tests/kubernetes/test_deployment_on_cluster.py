@@ -33,9 +33,7 @@ from sematic.core.images import ImageMap
 from sematic.kubernetes.deployment import ServerDeployment, secret_command, server_objects
 from tests.harness.cluster import Cluster
 from tests.harness.registry import RegistryServer
-from tests.harness.s3 import S3Server, s3_server, s3_url
-
-__all__ = ["s3_server", "s3_url"]  # the fixtures
+from tests.harness.s3 import S3Server
 
 pytestmark = pytest.mark.slow
 

@@ -72,7 +72,10 @@ class FsspecArtifactStore:
         else:
             # fsspec ships no type information: imported as a module object, it is Any.
             fsspec_core = importlib.import_module("fsspec.core")
-            self._fs, self._fs_root = fsspec_core.url_to_fs(url)
+            # A filesystem of its own: fsspec's shared instances are keyed by arguments only,
+            # so one made earlier would keep the endpoint and credentials the environment
+            # (AWS_ENDPOINT_URL_S3, ...) named then, not now.
+            self._fs, self._fs_root = fsspec_core.url_to_fs(url, skip_instance_cache=True)
             self._fs_root = self._fs_root.rstrip("/")
 
     @property

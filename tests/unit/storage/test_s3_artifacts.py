@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from sematic import LocalResolver
 from sematic.core.errors import ArtifactCorruptedError, ArtifactMissingError
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.serialization import Serialized, serialize, verify
-from tests.harness.s3 import S3Request, S3Server, s3_server, s3_url
+from tests.harness.ports import free_port
+from tests.harness.s3 import S3Request, S3Server
 from tests.pipelines.healing import executions, healing_pipeline
 from tests.unit.resolvers.conftest import recorded_runs, store
-
-__all__ = ["s3_server", "s3_url"]  # the fixtures
 
 STEPS = ("cached_inline", "cached_remote", "cached_sum")
 X, RESULT = 5, 3010  # healing_pipeline(5, ...) == 1005 + 2005
@@ -58,6 +58,21 @@ def operations(requests: list[S3Request]) -> Counter[str]:
 @pytest.fixture
 def value() -> Serialized:
     return serialize({"weights": list(range(5000))}, dict[str, list[int]])
+
+
+def test_a_store_uses_the_endpoint_the_environment_names_when_it_is_made(
+    s3_url: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsspec shares filesystems made with the same arguments; a store made after the
+    environment moved to another endpoint must not write to the old one."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing there
+    with pytest.raises(EndpointConnectionError):
+        FsspecArtifactStore(s3_url).get(an_id(0))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
+    store = FsspecArtifactStore(s3_url)
+    store.put(an_id(0), b"here")
+    prefix = s3_url.removeprefix(f"s3://{s3_server.bucket}/")
+    assert len(s3_server.keys(f"{prefix}/")) == 1
 
 
 def test_put_get_exists_round_trip(s3_url: str, s3_server: S3Server) -> None:
