@@ -7,9 +7,6 @@ that pipeline in it, so a rerun that opened the local SQL store could not find t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from sematic import LocalResolver
@@ -20,20 +17,9 @@ from sematic.resolvers.settings import LocalSettings
 from sematic.storage.http import HttpMetadataStore
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines import api
-from tests.unit.server.conftest import Server, start_server
+from tests.unit.server.conftest import Server, served
 
-
-@pytest.fixture
-def served(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    """A server over a home of its own; this process's settings point at its API."""
-    server_home = tmp_path / "server-home"
-    server_home.mkdir()
-    server = start_server(server_home)
-    monkeypatch.setenv("SEMATIC_SERVER_URL", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
+__all__ = ["served"]  # the fixture
 
 
 def _recorded_on_the_server(n: int) -> str:

@@ -108,6 +108,19 @@ def start_server(
     return server
 
 
+@pytest.fixture
+def served(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """A keyless server over a home of its own; this process's resolvers write through it."""
+    server_home = tmp_path / "server-home"
+    server_home.mkdir()
+    server = start_server(server_home)
+    monkeypatch.setenv("SEMATIC_SERVER_URL", server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     base = tmp_path_factory.mktemp("server")

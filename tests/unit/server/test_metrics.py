@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +85,6 @@ def _scheduled_root(name: str) -> RunRecord:
         created_at=now,
         updated_at=now,
     )
-
-
-@pytest.fixture
-def served(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    """A keyless server over a home of its own; this process's resolvers write through it."""
-    server_home = tmp_path / "server-home"
-    server_home.mkdir()
-    server = start_server(server_home)
-    monkeypatch.setenv("SEMATIC_SERVER_URL", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_metrics_count_runs_requests_and_bytes_after_real_writes(
