@@ -15,7 +15,10 @@ def _mark(folder: str, name: str) -> None:
     """Leave a file behind each time a step really executes."""
     path = Path(folder) / f"{name}.{os.getpid()}.{time.monotonic_ns()}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(str(os.getpid()))
+    # Whole or absent (a reader may read it at once): written aside, then renamed.
+    aside = path.with_name(f".{path.name}.tmp")
+    aside.write_text(str(os.getpid()))
+    aside.replace(path)
 
 
 def executions(folder: str, name: str) -> int:
