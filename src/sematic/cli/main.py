@@ -65,6 +65,7 @@ def settings_show() -> None:
     """Print the settings in effect and where each comes from (secrets masked)."""
     from sematic.resolvers.settings import LocalSettings, home_source, settings_path, sources
     from sematic.storage.sql.connect import mask
+    from sematic.storage.webhooks import DEFAULT_STATES, redact_url
 
     current = LocalSettings.from_environment()
     found = sources(current.home)
@@ -78,6 +79,13 @@ def settings_show() -> None:
         click.echo(_line("server_url", mask(server_url), server_source))
     key, key_source = found["api_key"]
     click.echo(_line("api_key", "********", key_source) if key else _line("api_key", "(not set)"))
+    hook, hook_source = found["webhook_url"]  # its path may hold a token: hidden
+    shown = redact_url(hook) if hook else "(not set: no run state changes are posted)"
+    click.echo(_line("webhook_url", shown, hook_source if hook else None))
+    states, states_source = found["webhook_states"]
+    click.echo(_line("webhook_states", states or ",".join(sorted(DEFAULT_STATES)), states_source))
+    runs, runs_source = found["webhook_runs"]
+    click.echo(_line("webhook_runs", runs or "pipelines", runs_source))
     click.echo(_line("logs", current.logs))
     click.echo(_line("settings", settings_path(current.home)))
 
@@ -88,7 +96,8 @@ def settings_show() -> None:
 def settings_set(key: str, value: str) -> None:
     """Save KEY = VALUE in the settings file; VALUE "-" reads it from stdin (for api_key).
 
-    KEY is one of database_url, artifact_url, server_url, api_key.
+    KEY is one of database_url, artifact_url, server_url, api_key, webhook_url,
+    webhook_states, webhook_runs.
     """
     from sematic.resolvers.settings import (
         ENVIRONMENT,

@@ -22,11 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sematic.core import variables
+from sematic.core.engine import State
 from sematic.core.errors import ConfigurationError
 from sematic.core.files import private_folder
 from sematic.core.images import ImageMap, script_in_image
 from sematic.core.loading import main_script
 from sematic.kubernetes.manifests import ClusterSettings
+from sematic.storage.webhooks import DEFAULT_STATES, RunsScope, WebhookConfig, redact_url
 
 # Setting -> the environment variable that overrides the settings file.
 ENVIRONMENT = {
@@ -34,6 +36,9 @@ ENVIRONMENT = {
     "artifact_url": variables.ARTIFACT_URL,
     "server_url": variables.SERVER_URL,
     "api_key": variables.API_KEY,
+    "webhook_url": variables.WEBHOOK_URL,
+    "webhook_states": variables.WEBHOOK_STATES,
+    "webhook_runs": variables.WEBHOOK_RUNS,
 }
 KEYS = tuple(ENVIRONMENT)
 SETTINGS_FILE = "settings.json"
@@ -57,6 +62,11 @@ def cache_folder() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sematic"
+
+
+def pod_name_from_environment() -> str | None:
+    """The pod this process runs in (``$SEMATIC_POD_NAME``, set in Sematic's pods)."""
+    return os.environ.get(variables.POD_NAME) or None
 
 
 def cluster_from_environment(environ: Mapping[str, str] | None = None) -> ClusterSettings:
@@ -150,6 +160,13 @@ class LocalSettings:
     - ``server_url`` / ``SEMATIC_SERVER_URL``: when set, runs and payloads are written
       through the API of this Sematic server instead (the two above are then unused).
     - ``api_key`` / ``SEMATIC_API_KEY``: sent to that server, if it needs one.
+    - ``webhook_url`` / ``SEMATIC_WEBHOOK_URL``: run state changes are posted there
+      (Slack-compatible JSON) by whoever writes to the database: this process when it
+      writes directly, the server when ``server_url`` is set (this process then does not).
+      ``webhook_states`` / ``SEMATIC_WEBHOOK_STATES``: which states (comma-separated;
+      default the terminal ones); ``webhook_runs`` / ``SEMATIC_WEBHOOK_RUNS``: of root runs
+      only (``pipelines``, the default) or of every run (``all``). ``webhook`` is the
+      configuration they make (None without a URL).
     """
 
     home: Path
@@ -157,6 +174,20 @@ class LocalSettings:
     artifact_url: str
     server_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)  # may hold a token (Slack)
+    webhook_states: str | None = None  # comma-separated states; None: the terminal ones
+    webhook_runs: str | None = None  # "pipelines" (None) or "all"
+
+    @property
+    def webhook(self) -> WebhookConfig | None:
+        """Where and what to notify of run state changes (None: no ``webhook_url``)."""
+        if not self.webhook_url:
+            return None
+        return WebhookConfig(
+            url=check_webhook_url(self.webhook_url),
+            states=webhook_states(self.webhook_states) if self.webhook_states else DEFAULT_STATES,
+            runs=webhook_runs(self.webhook_runs or "pipelines"),
+        )
 
     @property
     def logs(self) -> Path:
@@ -172,14 +203,66 @@ class LocalSettings:
     @classmethod
     def from_environment(cls) -> LocalSettings:
         home = home_from_environment()
-        values = {key: value for key, (value, _) in sources(home).items()}
+        found = sources(home)
+        values = {key: value for key, (value, _) in found.items()}
         return cls(
             home=home,
             database_url=values["database_url"] or f"sqlite:///{home / 'db.sqlite3'}",
             artifact_url=values["artifact_url"] or str(home / "artifacts"),
             server_url=values["server_url"],
             api_key=values["api_key"],
+            **webhook_settings(found),
         )
+
+
+def webhook_settings(found: Mapping[str, tuple[str | None, str]]) -> dict[str, str | None]:
+    """The webhook settings among ``found`` (``sources``), checked and in their canonical
+    form; a bad value is a ConfigurationError naming its key and where it was set."""
+    checked: dict[str, str | None] = {}
+    for key in ("webhook_url", "webhook_states", "webhook_runs"):
+        value, source = found[key]
+        try:
+            checked[key] = None if value is None else check_value(key, value)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{error} (set by the {source})") from None
+    return checked
+
+
+def webhook_states(value: str) -> frozenset[State]:
+    """The states a ``webhook_states`` value names (``FAILED,canceled``), or an error."""
+    names = [name.strip().upper() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in State.__members__]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"webhook_states takes comma-separated run states among "
+            f"{', '.join(State.__members__)}; got {value!r}"
+        )
+    return frozenset(State[name] for name in names)
+
+
+def webhook_runs(value: str) -> RunsScope:
+    if value == "pipelines":
+        return "pipelines"
+    if value == "all":
+        return "all"
+    raise ConfigurationError(
+        f"webhook_runs takes 'pipelines' (root runs only) or 'all' (every run), got {value!r}"
+    )
+
+
+def check_webhook_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in value):
+        raise ConfigurationError(
+            "webhook_url must be an http:// or https:// URL with a host and no spaces, got "
+            f"{redact_url(value)!r} (path hidden: a webhook URL may hold a token)"
+        )
+    return value
 
 
 def password_on_command_line(option: str, url: str) -> str | None:
@@ -263,6 +346,13 @@ def check_value(key: str, value: str) -> str:
         value = ",".join(urls)
     if key == "api_key" and any(c.isspace() for c in value):
         raise ConfigurationError("api_key cannot contain whitespace")
+    if key == "webhook_url":
+        value = check_webhook_url(value)
+    if key == "webhook_states":  # saved as the canonical names, in the order of State
+        states = webhook_states(value)
+        value = ",".join(state.value for state in State if state in states)
+    if key == "webhook_runs":
+        value = webhook_runs(value.lower())
     return value
 
 

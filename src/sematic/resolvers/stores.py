@@ -4,6 +4,9 @@ With a ``server_url`` (``SEMATIC_SERVER_URL`` or ``sematic settings set server_u
 runs and payloads go through that Sematic server's API; otherwise straight to the
 database and the artifact store. Adapters are imported on use: a worker that talks to a
 server never imports SQLAlchemy.
+
+A ``webhook`` in the settings wraps the database's store in a ``WebhookStore`` (state
+changes posted to it); never the server's API: the server notifies, once, for every client.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ def open_stores(settings: LocalSettings) -> tuple[MetadataStore, ArtifactStore]:
     from sematic.storage.artifacts import FsspecArtifactStore
     from sematic.storage.sql import SqlMetadataStore
 
-    return SqlMetadataStore(settings.database_url), FsspecArtifactStore(settings.artifact_url)
+    webhook = settings.webhook  # checked before the database is opened
+    metadata: MetadataStore = SqlMetadataStore(settings.database_url)
+    if webhook is not None:
+        from sematic.storage.webhooks import WebhookStore
+
+        metadata = WebhookStore(metadata, webhook)
+    return metadata, FsspecArtifactStore(settings.artifact_url)
 
 
 @contextmanager

@@ -17,6 +17,11 @@ marked FAILED; and it removes the Jobs of finished pipelines.
 Logs go to stderr: with ``--log-format json``, one JSON object per line, a record for
 every request included (``sematic.server.logs``). Prometheus metrics are served at
 ``/api/v1/metrics`` (``sematic.server.metrics``).
+
+With a ``webhook_url`` in its settings (``$SEMATIC_WEBHOOK_URL``), the server posts the run
+state changes written through it, by any client, to that webhook
+(``sematic.storage.webhooks``); its messages link to the first ``server_url`` if set, else
+to the address the server listens on.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import FrameType
 
 import uvicorn
 
 from sematic.core import variables
 from sematic.core.errors import SematicError
+from sematic.core.ports import MetadataStore
 from sematic.resolvers.rerun import BackgroundRerun
 from sematic.resolvers.settings import LocalSettings, password_on_command_line
 from sematic.server import logs
@@ -43,6 +50,7 @@ from sematic.server.guard import LOOPBACK, local_hosts
 from sematic.server.writes import DEFAULT_MAX_PAYLOAD_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.sql.store import SqlMetadataStore
+from sematic.storage.webhooks import WebhookStore
 
 # Seconds a request in flight gets to finish after SIGTERM.
 GRACE_S = 20
@@ -122,7 +130,11 @@ async def _serve(server: uvicorn.Server, host: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = LocalSettings.from_environment()
+    try:
+        settings = LocalSettings.from_environment()
+    except SematicError as exc:  # a bad setting (webhook_states...): say which, no traceback
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(args.log_format)
@@ -142,10 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_format=args.log_format,
         )
     try:
-        metadata = SqlMetadataStore(args.database_url)
+        database = SqlMetadataStore(args.database_url)
     except SematicError as exc:
         logs.say(f"error: {exc}", log_format=args.log_format)
         return 1
+    metadata = _notifying(database, settings, args.host, args.port)
     # Keyless: the user's own server, where a rerun runs as a process of theirs. With a
     # key: a team's server, which runs no pipeline code on its own host.
     start_rerun: Callable[[str, str | None], str] | None = None
@@ -184,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             allowed_hosts=hosts,
             max_payload_bytes=args.max_payload_bytes,
             # With a key, the keys kept in the database are accepted too (`sematic keys`).
-            api_keys=None if api_key is None else metadata.api_keys(),
+            api_keys=None if api_key is None else database.api_keys(),
         )
         # On SIGTERM, requests in flight (a write) get up to GRACE_S to finish, within
         # Kubernetes' default 30 s termination grace period; event streams end at once.
@@ -210,6 +223,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reaper is not None:
             reaper.stop()
         metadata.close()
+
+
+def _notifying(
+    database: MetadataStore, settings: LocalSettings, host: str, port: int
+) -> MetadataStore:
+    """``database``, posting the state changes written through it to the settings' webhook
+    (if any): every client's, once. Messages link to the first ``server_url``, else to the
+    address this server listens on (when it is known and not a wildcard)."""
+    webhook = settings.webhook
+    if webhook is None:
+        return database
+    link = settings.server_url.split(",")[0] if settings.server_url else None
+    if link is None and port and host not in ("0.0.0.0", "::"):
+        link = _own_url(host, port)
+    return WebhookStore(database, replace(webhook, ui_url=link))
 
 
 class _Server(uvicorn.Server):

@@ -48,13 +48,22 @@ def test_environment_then_file_then_default(
         "artifact_url": str(home / "artifacts"),
         "server_url": None,
         "api_key": None,
+        "webhook_url": None,
+        "webhook_states": None,
+        "webhook_runs": None,
     }
+    # Values each key accepts (the webhook settings are checked wherever they come from).
+    saved, from_env = {
+        "server_url": ("http://from-file:1", "from-env"),
+        "webhook_url": ("http://from-file:1/hook", "http://from-env:1/hook"),
+        "webhook_states": ("FAILED", "CANCELED"),
+        "webhook_runs": ("all", "pipelines"),
+    }.get(key, ("from-file", "from-env"))
     assert getattr(LocalSettings.from_environment(), key) == default[key]
-    saved = "http://from-file:1" if key == "server_url" else "from-file"
     assert invoke("settings", "set", key, saved).exit_code == 0
     assert getattr(LocalSettings.from_environment(), key) == saved
-    monkeypatch.setenv(ENVIRONMENT[key], "from-env")
-    assert getattr(LocalSettings.from_environment(), key) == "from-env"
+    monkeypatch.setenv(ENVIRONMENT[key], from_env)
+    assert getattr(LocalSettings.from_environment(), key) == from_env
     shown = invoke("settings", "show").stdout
     assert f"(environment variable {ENVIRONMENT[key]})" in shown
     monkeypatch.delenv(ENVIRONMENT[key])
@@ -103,7 +112,7 @@ def test_an_unknown_key_is_one_line_naming_the_known_ones(home: Path, command: l
     assert result.stdout == ""
     assert result.stderr == (
         "error: unknown setting 'passwd'; the settings are database_url, artifact_url, "
-        "server_url, api_key\n"
+        "server_url, api_key, webhook_url, webhook_states, webhook_runs\n"
     )
     assert not (home / "settings.json").exists()
 
