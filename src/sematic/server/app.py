@@ -18,6 +18,8 @@ unpickles) a payload and never imports a pipeline; a rerun is handed to ``start_
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import importlib.util
 import os
 import re
@@ -44,7 +46,7 @@ from sematic.core.errors import (
     RunNotFoundError,
     StoreError,
 )
-from sematic.core.files import write_private
+from sematic.core.files import private_folder, private_opener, write_private
 from sematic.core.ports import ApiKeyStore, MetadataStore, StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.server import bodies, guard, keys, openapi, writes
@@ -60,6 +62,9 @@ PREFIX = "/api/v1"
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 STATES = frozenset(state.value for state in State)
+# A log appended to (a pod's, followed live) takes at most this much a request.
+MAX_LOG_APPEND_BYTES = 1024 * 1024
+LOG_SIZE_HEADER = "X-Log-Size"
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _UI = Path(__file__).parent / "ui"
 
@@ -169,23 +174,59 @@ class _Api:
         return Response(data, media_type="application/octet-stream")
 
     def logs(self, request: Request) -> Response:
+        """A run's log; with ``?offset=N`` only what follows its first N bytes, and the
+        log's whole size in ``X-Log-Size`` (followers poll with the size they have)."""
         self._authorize(request)
         run_id = run_id_param(request.path_params["run_id"])
         path = self.logs_dir / f"{run_id}.log"
-        if not path.is_file():
+        if "offset" not in request.query_params:
+            if not path.is_file():
+                raise HTTPException(404, f"No logs for run {run_id!r}.")
+            return FileResponse(path, media_type="text/plain; charset=utf-8")
+        offset = integer(request.query_params, "offset", 0, 0)
+        found = _read_log(path, offset)
+        if found is None:
             raise HTTPException(404, f"No logs for run {run_id!r}.")
-        return FileResponse(path, media_type="text/plain; charset=utf-8")
+        data, size = found
+        return Response(
+            data, media_type="text/plain; charset=utf-8", headers={LOG_SIZE_HEADER: str(size)}
+        )
 
     async def put_logs(self, request: Request) -> Response:
         """A run's log, sent by the resolver when the run ended elsewhere (a pod, a driver
-        in a cluster, another machine); replaces what was there."""
+        in a cluster, another machine); replaces what was there. With ``?offset=N``, the
+        body is appended instead, if the log holds exactly N bytes (else 409 with its size:
+        a chunk sent twice is kept once), at most ``MAX_LOG_APPEND_BYTES`` a request."""
         self._authorize(request)
         run_id = run_id_param(request.path_params["run_id"])
+        if "offset" in request.query_params:
+            return await self._append_log(request, run_id)
         data = await bodies.read(request, wire.MAX_LOG_BYTES)
         temporary = self.logs_dir / f".{run_id}.{os.getpid()}.tmp"
         write_private(temporary, data)
         temporary.replace(self.logs_dir / f"{run_id}.log")
         return JSONResponse({"run_id": run_id, "size": len(data)})
+
+    async def _append_log(self, request: Request, run_id: str) -> Response:
+        offset = integer(request.query_params, "offset", 0, 0, wire.MAX_LOG_BYTES)
+        data = bytes(await bodies.read(request, MAX_LOG_APPEND_BYTES))
+        if offset + len(data) > wire.MAX_LOG_BYTES:
+            raise HTTPException(
+                413,
+                f"The log of run {run_id} would pass {wire.MAX_LOG_BYTES:,} bytes; "
+                "send the whole log (a PUT without offset) to replace it instead.",
+            )
+        private_folder(self.logs_dir)
+        path = self.logs_dir / f"{run_id}.log"
+        appended, size = await asyncio.to_thread(_append_log, path, offset, data)
+        headers = {LOG_SIZE_HEADER: str(size)}
+        if not appended:
+            message = (
+                f"offset {offset} is not the end of the log of run {run_id}: it holds "
+                f"{size} bytes; append at offset {size}."
+            )
+            return JSONResponse({"error": message, "size": size}, 409, headers)
+        return JSONResponse({"run_id": run_id, "size": size}, headers=headers)
 
     def _run(self, run_id: str) -> RunRecord:
         run_id_param(run_id)
@@ -207,6 +248,31 @@ class _Api:
             return
         if guard.principal_of(request.scope) is None:  # the guard authenticated no one
             raise HTTPException(401, guard.KEY_NEEDED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _read_log(path: Path, offset: int) -> tuple[bytes, int] | None:
+    """What the log holds after ``offset`` (at most its size cap), and its size; None
+    without a log."""
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            file.seek(min(offset, size))
+            return file.read(wire.MAX_LOG_BYTES), size
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _append_log(path: Path, offset: int, data: bytes) -> tuple[bool, int]:
+    """Append ``data`` if the log holds ``offset`` bytes (under a lock: replicas share the
+    folder): whether it did, and the log's size afterwards."""
+    with open(path, "ab", opener=private_opener) as file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        size = os.fstat(file.fileno()).st_size
+        if size != offset:
+            return False, size
+        file.write(data)
+        file.flush()
+        return True, size + len(data)
 
 
 def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:

@@ -154,6 +154,10 @@ def _parameter(
     }
 
 
+def _log_offset(description: str) -> dict[str, Any]:
+    return _query("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, description)
+
+
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return _parameter("query", name, schema, description)
 
@@ -224,16 +228,22 @@ def _read_operations() -> dict[str, dict[str, Any]]:
             ok=_answer("The whole pipeline", _json("Graph")),
         ),
         "get /runs/{run_id}/logs": _op(
-            "The worker log of a run.",
+            "The worker log of a run (from a byte offset: what follows it).",
             errors=(400, 404),
+            description="The header X-Log-Size gives the log's whole size: a follower asks "
+            "again from there.",
             ok=_answer("The log text", _content(_TEXT, "text/plain")),
+            parameters=[_log_offset("Only the bytes after the first N.")],
         ),
         "put /runs/{run_id}/logs": _op(
-            "Store a run's log (text), replacing what was there.",
-            errors=(400, 413),
+            "Store a run's log (text), replacing what was there, or append to it.",
+            errors=(400, 409, 413),
             description="Resolvers send the log of a run that ran in a pod or on another "
-            "machine when it ends; at most 16 MiB (413 beyond).",
+            "machine when it ends; at most 16 MiB (413 beyond). With offset=N, the body (at "
+            "most 1 MiB) is appended only if the log holds exactly N bytes, else 409 with "
+            "the size (X-Log-Size): a chunk sent twice is kept once.",
             requestBody=_BYTES,
+            parameters=[_log_offset("Append at this size of the log.")],
         ),
         "get /artifacts/{artifact_id}": _op(
             "An artifact's type description and summary (no payload).",

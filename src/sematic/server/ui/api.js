@@ -73,8 +73,10 @@ export async function postJSON(path, body) {
   return response.json();
 }
 
-// Follows a run's log file: each poll() asks only for the bytes after the ones already read
-// (HTTP Range) and returns the new text, or null when nothing changed.
+// Follows a run's log (a pod's too, appended to while it runs): each poll() asks only for
+// the bytes after the ones already read (?offset=N; X-Log-Size is the whole log's size) and
+// returns the new text, or null when nothing changed. A log replaced by a shorter one (the
+// whole log of a pod that ended) is read again from its start.
 export class LogTail {
   constructor(runId) {
     this.runId = runId;
@@ -83,17 +85,15 @@ export class LogTail {
   }
 
   async poll(signal) {
-    const extra = this.offset > 0 ? { Range: `bytes=${this.offset}-` } : {};
-    const response = await request(`/runs/${this.runId}/logs`, { headers: extra, signal });
-    if (response.status === 416) return null; // nothing after offset
+    const path = `/runs/${this.runId}/logs?offset=${this.offset}`;
+    const response = await request(path, { signal });
+    const size = Number(response.headers.get("X-Log-Size") ?? NaN);
     const bytes = new Uint8Array(await response.arrayBuffer());
-    if (response.status === 200 && this.offset > 0) {
-      // The server ignored the range: start over.
+    if (size < this.offset) {
+      // Replaced by a shorter log: start over.
       this.offset = 0;
       this.decoder = new TextDecoder();
-      const text = this.decoder.decode(bytes, { stream: true });
-      this.offset = bytes.length;
-      return { text, reset: true };
+      return this.poll(signal).then((chunk) => ({ text: chunk ? chunk.text : "", reset: true }));
     }
     if (bytes.length === 0) return null;
     this.offset += bytes.length;

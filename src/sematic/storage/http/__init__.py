@@ -1,11 +1,15 @@
 """The metadata and artifact stores of a Sematic server, over its HTTP API.
 
 ``open_http_stores(url, api_key)`` gives both, sharing one pooled connection;
-``HttpLogs`` sends run logs to the server. The format both sides speak is
-``sematic.core.wire``.
+``HttpLogs`` sends run logs to the server (whole, or appended to while the run runs).
+The format both sides speak is ``sematic.core.wire``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
 
 from sematic.core.errors import StoreError
 from sematic.core.wire import MAX_LOG_BYTES
@@ -13,11 +17,14 @@ from sematic.storage.http._connection import HttpConnection
 from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
 
+LOG_SIZE_HEADER = "X-Log-Size"  # the server's ``LOG_SIZE_HEADER``
+
 __all__ = [
     "HttpArtifactStore",
     "HttpConnection",
     "HttpLogs",
     "HttpMetadataStore",
+    "LogChunk",
     "open_http_stores",
 ]
 
@@ -42,16 +49,50 @@ class HttpLogs:
             headers={"Content-Type": "application/octet-stream"},  # bytes, kept as sent
         )
 
-    def get(self, run_id: str) -> bytes | None:
-        """The run's log as the server keeps it (None: it has none)."""
+    def append(self, run_id: str, offset: int, data: bytes) -> int:
+        """Append ``data`` to the run's log if the server holds ``offset`` bytes of it;
+        return the size the server holds afterwards. Anything but ``offset + len(data)``
+        means nothing was appended (the server's log is not where the caller thinks: it
+        may append at the size returned). A chunk sent again (a retry after a lost answer)
+        is kept once."""
+        try:
+            response = self._http.request(
+                "PUT", f"/runs/{run_id}/logs", doing=f"append to the log of run {run_id}",
+                idempotent=True, params={"offset": offset}, content=data,
+                headers={"Content-Type": "application/octet-stream"},
+                errors={409: _OffsetConflictError},
+            )  # fmt: skip
+        except _OffsetConflictError:
+            chunk = self.read(run_id, offset)
+            return 0 if chunk is None else chunk.size
+        return _size_of(response)
+
+    def get(self, run_id: str, offset: int = 0) -> bytes | None:
+        """The run's log as the server keeps it, from byte ``offset`` on (None: it has
+        none)."""
+        if offset == 0:
+            try:
+                response = self._http.request(
+                    "GET", f"/runs/{run_id}/logs", doing=f"read the log of run {run_id}",
+                    idempotent=True, errors={404: _NoLogError},
+                )  # fmt: skip
+            except _NoLogError:
+                return None
+            return response.content
+        chunk = self.read(run_id, offset)
+        return None if chunk is None else chunk.data
+
+    def read(self, run_id: str, offset: int) -> LogChunk | None:
+        """What follows the first ``offset`` bytes of the run's log, and its whole size
+        (None: the server has no log for it)."""
         try:
             response = self._http.request(
                 "GET", f"/runs/{run_id}/logs", doing=f"read the log of run {run_id}",
-                idempotent=True, errors={404: _NoLogError},
+                idempotent=True, params={"offset": offset}, errors={404: _NoLogError},
             )  # fmt: skip
         except _NoLogError:
             return None
-        return response.content
+        return LogChunk(response.content, _size_of(response, offset + len(response.content)))
 
     def close(self) -> None:
         self._http.close()
@@ -59,6 +100,24 @@ class HttpLogs:
 
 class _NoLogError(StoreError):
     """The server has no log for this run (yet)."""
+
+
+class _OffsetConflictError(StoreError):
+    """The server's log of the run does not end where the append said."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Part of a run's log: ``data`` follows the offset asked for; ``size`` is the log's
+    whole size on the server (smaller than that offset: the log was replaced)."""
+
+    data: bytes
+    size: int
+
+
+def _size_of(response: httpx.Response, default: int = 0) -> int:
+    raw = response.headers.get(LOG_SIZE_HEADER, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else default
 
 
 def open_http_stores(
