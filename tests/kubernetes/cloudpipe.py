@@ -46,6 +46,20 @@ def unschedulable_pipeline(x: int) -> int:
     return nowhere(x)
 
 
+@sematic.func(inline=False, resource_requirements=_requirements(limits={"nvidia.com/gpu": "1"}))
+def on_a_gpu(x: int) -> int:
+    return x
+
+
+# Reached through a table, not by name: the pre-flight before submitting cannot see it.
+_BY_KIND = {"gpu": on_a_gpu}
+
+
+@sematic.func
+def late_gpu_pipeline(x: int) -> int:
+    return _BY_KIND["gpu"](x)
+
+
 @sematic.func(inline=False, resource_requirements=_requirements(limits={"memory": "40Mi"}))
 def hog(megabytes: int) -> int:
     block = bytearray(megabytes * 1024 * 1024)

@@ -76,6 +76,40 @@ def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_
     assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "64Mi"}
     trained = cloud.pods(f"sematic.dev/run-id={_label(runs['train_model']['id'])}")[0]
     assert trained.spec.node_selector == {INSTANCE_TYPE: "g4dn.xlarge"}
+    # Each run in a pod records it: names, node, image digest, resources, times, events.
+    (attempt,) = runs["featurize"]["execution"]["attempts"]
+    assert attempt["pod"] == pod.metadata.name and attempt["node"] == pod.spec.node_name
+    assert attempt["job"] == pod.metadata.labels["job-name"]
+    assert attempt["requests"] == {"cpu": "100m", "memory": "64Mi"}
+    assert attempt["image_digest"].startswith("sha256:")
+    assert cloud.images.images["default"].endswith(attempt["image_digest"])
+    assert (attempt["ended"], attempt["exit_code"]) == ("Succeeded", 0)
+    assert "Scheduled" in [event["reason"] for event in attempt["events"]]
+    seconds = attempt["finished_at"] - attempt["started_at"]
+    usage = runs["featurize"]["execution"]["usage"]
+    assert usage["seconds"] == pytest.approx(seconds, abs=1e-3) and seconds > 0
+    assert usage["cpu_seconds"] == pytest.approx(0.1 * seconds, abs=1e-3)
+    assert usage["memory_gib_seconds"] == pytest.approx(seconds / 16, abs=1e-3)  # 64Mi
+    assert runs["train_model"]["execution"]["attempts"][0]["node_type"] == "g4dn.xlarge"
+    assert runs["load"]["execution"] is None  # inline: its times say how long it ran here
+    listed = cloud.cli(tmp_path, "runs", "--all", "--limit", "500")
+    assert f"Kubernetes job featurize (run {runs['featurize']['id']}):" in listed
+    _print_accounting("seed 003, detach=False", runs)
+
+
+def _print_accounting(what: str, runs: dict[str, dict[str, Any]]) -> None:
+    """Each run's usage and the pipeline's sum, for the closing note (-s)."""
+    total: dict[str, float] = {}
+    for name, run in sorted(runs.items()):
+        usage = (run["execution"] or {}).get("usage")
+        print(f"{what}: {name}: {usage or 'no pod; ran ' + _ran(run)}")
+        for key, value in (usage or {}).items():
+            total[key] = total.get(key, 0.0) + value
+    print(f"{what}: total {total}")
+
+
+def _ran(run: dict[str, Any]) -> str:
+    return f"{run['ended_at'] - run['started_at']:.3f} s here" if run["ended_at"] else "?"
 
 
 def test_a_failure_in_a_pod_is_the_functions_own_exception(cloud: Cloud, tmp_path: Path) -> None:
@@ -101,7 +135,9 @@ def test_a_node_selector_nothing_matches_fails_as_unschedulable(
 
     with pytest.raises(sematic.PipelineFailedError) as raised:
         cloudpipe.unschedulable_pipeline(1).resolve(
-            cloud.resolver(tmp_path, detach=False, unschedulable_after=2.0)
+            # The pre-flight would refuse it before submitting: this is what an
+            # autoscaled cluster (preflight="off") sees when no node comes.
+            cloud.resolver(tmp_path, detach=False, unschedulable_after=2.0, preflight="off")
         )
     cause = raised.value.__cause__
     assert isinstance(cause, WorkerLostError) and cause.cause == "Unschedulable", cause
@@ -111,6 +147,32 @@ def test_a_node_selector_nothing_matches_fails_as_unschedulable(
     # An infrastructure cause: retried twice by default; the third Job was the last.
     assert re.search(r"in Job sematic-[a-z0-9]+-3, which ended without a result", str(cause))
     assert not cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")  # deleted
+    attempts = cloud.run(raised.value.run_id)["execution"]["attempts"]
+    assert [a["ended"] for a in attempts] == ["Unschedulable"] * 3
+    assert all(a.get("started_at") is None for a in attempts)  # never ran: nothing used
+    assert "FailedScheduling" in [e["reason"] for e in attempts[0]["events"]]
+
+
+def test_a_step_found_while_running_that_no_node_can_take_fails_at_once(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """The pre-flight before submitting sees only the steps the pipeline's code names; the
+    driver checks the others as it meets them: nothing submitted, the run fails at once."""
+    import cloudpipe
+
+    started = time.monotonic()
+    with pytest.raises(sematic.PipelineFailedError) as raised:
+        cloudpipe.late_gpu_pipeline(1).resolve(cloud.resolver(tmp_path, detach=False))
+    took = time.monotonic() - started
+    cause = raised.value.__cause__
+    assert isinstance(cause, ConfigurationError), cause
+    assert "was not submitted" in str(cause) and "cloudpipe.on_a_gpu cannot be scheduled" in str(
+        cause
+    )
+    assert "nvidia.com/gpu=1 but can allocate 0" in str(cause)
+    assert not cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")  # none made
+    assert cloud.run(raised.value.run_id)["state"] == "FAILED"
+    print(f"a step found while running, refused after {took:.2f} s (resolve() to failure)")
 
 
 def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
@@ -126,8 +188,11 @@ def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
     assert isinstance(cause, WorkerFailedError) and cause.cause == "OOMKilled", cause
     assert "out of memory (limit 40Mi)" in str(cause)
     assert "OOMKilled" in cloud.run(raised.value.run_id)["exception_message"]
+    (attempt,) = cloud.run(raised.value.run_id)["execution"]["attempts"]
+    assert (attempt["ended"], attempt["exit_code"]) == ("OOMKilled", 137)
+    assert attempt["limits"]["memory"] == "40Mi" and "limit 40Mi" in attempt["message"]
     listed = cloud.cli(tmp_path, "runs", "--all", "--limit", "500")  # through the server
-    (row,) = [line for line in listed.splitlines() if raised.value.run_id in line]
+    (row,) = [line for line in listed.splitlines() if line.split()[:1] == [raised.value.run_id]]
     assert "FAILED" in row and "WorkerFailedError: the worker of hog()" in row
     # One Job (not retried), kept as its resolver asked: `sematic runs` (which deletes what
     # finished pipelines left) leaves it too.
@@ -231,7 +296,14 @@ def test_the_seed_example_runs_detached_and_attached(cloud: Cloud, tmp_path: Pat
     runs = cloud.graph(root_id)
     assert runs["load"]["container_image"] == cloud.images.images["default"]  # in the driver
     assert runs["train_model"]["container_image"] == cloud.images.images["cuda"]
-    assert len(cloud.jobs(f"sematic.dev/role=driver,sematic.dev/root-id={_label(root_id)}")) == 1
+    (driver_job,) = cloud.jobs(f"sematic.dev/role=driver,sematic.dev/root-id={_label(root_id)}")
+    # The driver's pod is the pipeline's too: recorded on the root run, in its usage.
+    root = cloud.run(root_id)
+    (driver,) = root["execution"]["attempts"]
+    assert driver["job"] == driver_job.metadata.name and driver["ended"] == "Succeeded"
+    assert driver["finished_at"] > driver["started_at"] >= root["created_at"] - 1
+    assert root["execution"]["usage"]["seconds"] > 0
+    _print_accounting("seed 003, detach=True", runs | {"pipeline": root})
     attached = subprocess.run(
         [sys.executable, script, "8", "--no-detach"],
         env=env, capture_output=True, text=True, timeout=120, check=False,

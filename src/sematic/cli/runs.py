@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sematic.storage.http import HttpLogs
 
 FOLLOW_POLL_S = 0.2
+FOLLOW_SERVER_POLL_S = 1.0  # following a log through the server
+FOLLOW_SETTLE_S = 10.0  # at most this long after the run ended, while its log grows
 REASON_WIDTH = 160
 
 
@@ -62,26 +64,52 @@ def _duration(run: RunRecord, now: float) -> str:
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show."
 )
-@click.option("--all", "all_runs", is_flag=True, help="Show every run, not only pipelines.")
+@click.option(
+    "--all",
+    "all_runs",
+    is_flag=True,
+    help="Show every run, not only pipelines, and the pods of those that ran in Kubernetes.",
+)
 def runs(limit: int, all_runs: bool) -> None:
-    """List the most recent pipelines (root runs), newest first."""
+    """List the most recent pipelines (root runs), newest first, with what their pods
+    reserved (cpu, memory and GPU time, and its cost with a price table: see the README)."""
     from rich.console import Console
     from rich.table import Table
 
+    from sematic.cli.usage import pipeline_usage, pod_details, prices_from_settings, usage_text
+
+    prices = prices_from_settings()
     with _store() as metadata:
         _reap(metadata)
         records = metadata.list_runs(root_only=not all_runs, limit=limit)
+        if all_runs:
+            used = {run.id: pipeline_usage([run], prices) for run in records}
+        else:
+            used = {
+                run.id: pipeline_usage(metadata.runs_of_root(run.id), prices) for run in records
+            }
     if not records:
         click.echo("No runs yet.")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "state", "started", "duration"):
+    for column in ("id", "name", "state", "started", "duration", "reserved"):
         table.add_column(column, no_wrap=True)
+    if prices is not None:
+        table.add_column("cost", no_wrap=True, justify="right")
     table.add_column("reason", overflow="fold")
     now = time.time()
     for run in records:
-        table.add_row(run.id, run.name, run.state, _started(run), _duration(run, now), _reason(run))
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
+        cells = [run.id, run.name, run.state, _started(run), _duration(run, now)]
+        cells.append(usage_text(used[run.id].usage))
+        if prices is not None:
+            cells.append(f"{used[run.id].cost:.4f}")
+        table.add_row(*cells, _reason(run))
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    if all_runs:
+        for run in records:
+            for line in pod_details(run, prices):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def reap_with_store() -> None:
@@ -131,7 +159,8 @@ def _reason(run: RunRecord) -> str:
 
 class _LogReader:
     """What a run's log holds from a position on: the local file, or with a server
-    (runs that ran in pods or elsewhere), what the server keeps."""
+    (runs that ran in pods or elsewhere), what the server keeps (only the bytes that
+    follow the position are sent)."""
 
     def __init__(self, settings: LocalSettings, run_id: str) -> None:
         self._path = settings.log_path(run_id)
@@ -142,37 +171,59 @@ class _LogReader:
 
             self._server = HttpLogs(settings.server_url, settings.api_key)
 
-    def __call__(self, position: int) -> bytes:
+    @property
+    def poll_s(self) -> float:
+        """How often to look for more while following."""
+        return FOLLOW_SERVER_POLL_S if self._server is not None else FOLLOW_POLL_S
+
+    def __call__(self, position: int) -> tuple[bytes, int]:
+        """The bytes after ``position``, and the log's size (smaller than ``position``:
+        the log was replaced by a shorter one)."""
         if self._server is not None:
-            return (self._server.get(self._run_id) or b"")[position:]
+            chunk = self._server.read(self._run_id, position)
+            return (b"", 0) if chunk is None else (chunk.data, chunk.size)
         try:
             with self._path.open("rb") as file:
                 file.seek(position)
-                return file.read()
+                data = file.read()
         except FileNotFoundError:
-            return b""
+            return b"", 0
+        return data, position + len(data)
 
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
 
 
-def _copy_new(read: Callable[[int], bytes], position: int) -> int:
+def _copy_new(read: _LogReader, position: int) -> int:
     """Write what the log holds from ``position`` on to stdout; return the new position."""
-    chunk = read(position)
+    chunk, size = read(position)
     if chunk:
         sys.stdout.write(chunk.decode("utf-8", errors="replace"))
         sys.stdout.flush()
-    return position + len(chunk)
+        return position + len(chunk)
+    return min(position, size)  # a log replaced by a shorter one: go on from its end
 
 
 @click.command()
 @click.argument("run_id")
 @click.option(
-    "--follow", "-f", is_flag=True, help="Keep printing new lines until the run has finished."
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing new lines until the run has finished (and its log stopped growing); "
+    "a run in a pod is followed through the server. Ctrl-C stops.",
 )
 def logs(run_id: str, follow: bool) -> None:
     """Print what the run RUN_ID printed (its log file)."""
+    try:
+        _print_logs(run_id, follow)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        raise SystemExit(130) from None
+
+
+def _print_logs(run_id: str, follow: bool) -> None:
     from sematic.core.engine import TERMINAL
     from sematic.resolvers.liveness import ResolverProcess, resolver_of
     from sematic.resolvers.settings import LocalSettings
@@ -183,7 +234,7 @@ def logs(run_id: str, follow: bool) -> None:
         state = run.state
         position = _copy_new(read, 0)
         while follow and state not in TERMINAL:
-            time.sleep(FOLLOW_POLL_S)
+            time.sleep(read.poll_s)
             state = metadata.get_run(run_id).state
             position = _copy_new(read, position)
             if state not in TERMINAL and resolver_of(settings, run.root_id) is ResolverProcess.GONE:
@@ -192,9 +243,23 @@ def logs(run_id: str, follow: bool) -> None:
                     f"the process resolving this pipeline was killed; run {run_id} stays "
                     f"{state} (mark it canceled with `sematic cancel --force {run.root_id}`)"
                 )
-        position = _copy_new(read, position)
+        position = _settled(read, position, follow)
     if position == 0:
         click.echo(f"(run {run_id} has printed nothing; state {state})", err=True)
+
+
+def _settled(read: _LogReader, position: int, follow: bool) -> int:
+    """Print what is left once the run has ended; following, until the log stops growing
+    (its last part, or the whole log from its pod, may arrive just after the run ended)."""
+    position = _copy_new(read, position)
+    deadline = time.monotonic() + FOLLOW_SETTLE_S
+    while follow and time.monotonic() < deadline:
+        time.sleep(read.poll_s)
+        before = position
+        position = _copy_new(read, position)
+        if position == before:
+            return position
+    return position
 
 
 @click.command()

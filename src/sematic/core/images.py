@@ -14,7 +14,8 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
+from typing import Any
 
 from sematic.core.errors import ConfigurationError
 from sematic.core.function import Function
@@ -111,3 +112,48 @@ def functions_of(root: Future) -> Iterator[Function]:
 
 def _module(function: Function) -> ModuleType | None:
     return sys.modules.get(function.fn.__module__)
+
+
+def called_from(root: Function) -> list[Function]:
+    """The root and the Sematic functions its code names, and theirs, and so on: the
+    steps it may run (not every function of its module: one may belong to another
+    pipeline). Names read from the function's globals, closures and attributes of the
+    modules it names; a step reached only otherwise is not checked before submitting."""
+    found: dict[int, Function] = {}
+    pending = [root]
+    while pending:
+        function = pending.pop()
+        if id(function) in found:
+            continue
+        found[id(function)] = function
+        pending.extend(_named_in(function.fn))
+    return list(found.values())
+
+
+def _named_in(fn: Any) -> list[Function]:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    names: set[str] = set()
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        names.update(current.co_names)
+        codes.extend(c for c in current.co_consts if isinstance(c, CodeType))
+    scope = getattr(fn, "__globals__", {})
+    values = [scope.get(name) for name in names]
+    values += [cell.cell_contents for cell in fn.__closure__ or () if _filled(cell)]
+    named = [v for v in values if isinstance(v, Function)]
+    for module in (v for v in values if isinstance(v, ModuleType)):
+        named.extend(
+            v for v in (getattr(module, name, None) for name in names) if isinstance(v, Function)
+        )
+    return named
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True

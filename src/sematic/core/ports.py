@@ -72,6 +72,11 @@ class Workers(Protocol):
         """What the worker reported, or why it reported nothing."""
         ...
 
+    def attempt(self, key: str) -> dict[str, Any] | None:
+        """Where the run ``key`` just ended (a pod: ``sematic.core.usage``), asked once
+        after ``wait_any``; None for a process on this machine (its run's times say it)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -216,3 +221,14 @@ class StreamingArtifactStore(ArtifactStore, Protocol):
     server's uploads, checked against their id before ``commit``)."""
 
     def open_upload(self, artifact_id: str) -> PayloadUpload: ...
+
+
+class LogSink(Protocol):
+    """Where followed logs go besides the local file (``HttpLogs`` is one)."""
+
+    def append(self, run_id: str, offset: int, data: bytes) -> int:
+        """Append ``data`` if the log holds ``offset`` bytes; return its size afterwards
+        (not ``offset + len(data)``: nothing was appended; append at that size)."""
+        ...
+
+    def close(self) -> None: ...

@@ -56,6 +56,9 @@ class RunRecord:
     # Who submitted the pipeline: on a team server, the user of the API key that wrote the
     # run (set by the server, whatever the client sent); locally, the OS user.
     submitted_by: str | None = None
+    # Where it ran, when in pods: each attempt's Job, pod, node, image, resources, how it
+    # ended, and what the pods reserved for how long (``sematic.core.usage``).
+    execution: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -23,10 +24,32 @@ def _frozen_str_map(value: Mapping[str, str], what: str) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
-# A Kubernetes quantity: "2", "500m", "1.5", "512Mi", "4Gi", "1e3".
+# A Kubernetes quantity: "2", "500m", "1.5", "512Mi", "4Gi", "1e3" (never negative here).
 _QUANTITY = re.compile(
-    r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+    r"^[+]?((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
 )
+_SUFFIX = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+    **{f"{p}i": Decimal(1024) ** (i + 1) for i, p in enumerate("KMGTPE")},
+}  # fmt: skip
+
+
+def quantity(text: str | int | float) -> Decimal:
+    """A Kubernetes quantity as an exact number: "500m" -> 0.5, "4Gi" -> 4294967296,
+    "1e3" -> 1000; a ConfigurationError (a ValueError) for anything else."""
+    match = _QUANTITY.match(str(text).strip())
+    if match is None:
+        raise ConfigurationError(
+            f"{text!r} is not a Kubernetes quantity (e.g. '2', '500m', '512Mi', '4Gi')"
+        )
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(number + suffix)
+    return Decimal(number) * _SUFFIX[suffix]
+
+
 # A resource name: "cpu", "memory", "ephemeral-storage", "nvidia.com/gpu", ...
 _RESOURCE = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"

@@ -34,6 +34,17 @@ SERVER_URL = _variable(
     "SEMATIC_SERVER_URL", "", "record through this Sematic server instead of the two above"
 )
 API_KEY = _variable("SEMATIC_API_KEY", "", "the key sent to that server (pods: from a Secret)")
+WEBHOOK_URL = _variable(
+    "SEMATIC_WEBHOOK_URL", "", "post run state changes to this URL (Slack-compatible JSON)"
+)
+WEBHOOK_STATES = _variable(
+    "SEMATIC_WEBHOOK_STATES",
+    "RESOLVED,FAILED,NESTED_FAILED,CANCELED",
+    "the states notified (comma-separated)",
+)
+WEBHOOK_RUNS = _variable(
+    "SEMATIC_WEBHOOK_RUNS", "pipelines", "whose state changes: pipelines (root runs) or all"
+)
 
 # Images (set by the Bazel rule; `sematic run --build` hands them over in-process).
 IMAGES = _variable("SEMATIC_IMAGES", "", "the image map, JSON {base tag: image@digest}")
@@ -51,6 +62,9 @@ CACHE = _variable(
 
 # Kubernetes.
 CLUSTER = _variable("SEMATIC_CLUSTER", "{}", "ClusterSettings as a JSON object")
+PRICES = _variable(
+    "SEMATIC_PRICES", "$SEMATIC_HOME/prices.json", "the price table of pod usage (JSON)"
+)
 
 # The server.
 MAX_PAYLOAD_BYTES = _variable(

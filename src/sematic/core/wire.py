@@ -33,6 +33,8 @@ PAYLOADS_TYPE = "application/x-sematic-payloads"
 # What the server keeps of one run's log (``PUT /runs/ID/logs``); a client sends the end
 # of a longer one.
 MAX_LOG_BYTES = 16 * 1024 * 1024
+# Run fields a server older than them does not send (the record's default is taken).
+_NEWER_RUN_FIELDS = frozenset({"execution"})
 _FRAME_HEADER_MAX = 16 * 1024
 
 
@@ -44,7 +46,10 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def run_record(data: Mapping[str, Any]) -> RunRecord:
-    values = {name: data[name] for name in RUN_FIELDS}
+    # A server older than a field does not send it: the record's default.
+    values = {
+        name: data[name] for name in RUN_FIELDS if name in data or name not in _NEWER_RUN_FIELDS
+    }
     values["tags"] = tuple(values["tags"])
     values["state"] = State(values["state"])
     return RunRecord(**values)

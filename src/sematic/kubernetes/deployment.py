@@ -63,6 +63,7 @@ SERVER_RULES: tuple[Mapping[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods"],
      "verbs": ["get", "list", "watch", "delete", "deletecollection"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["secrets"],
      "verbs": ["create", "get", "list", "watch", "delete", "update", "patch"]},
 )  # fmt: skip

@@ -350,13 +350,15 @@ def _plain(value: Any) -> Any:
 def driver_rbac(namespace: str, service_account: str) -> list[dict[str, Any]]:
     """A ServiceAccount, Role and RoleBinding letting a driver pod run its pipeline's
     worker Jobs in ``namespace``: create, watch and delete Jobs; watch pods, read their
-    logs. Apply them once (``kubectl apply``) and name the account in ClusterSettings."""
+    logs and events. Apply them once (``kubectl apply``) and name the account in ClusterSettings."""
     meta = {"name": service_account, "namespace": namespace, "labels": dict(MANAGED_BY)}
     rules = [
         {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"],
          "verbs": ["create", "get", "list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods", "pods/log"],
          "verbs": ["get", "list", "watch", "delete"]},
+        # what the scheduler and kubelet said of a pod, recorded with its run's attempt
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]  # fmt: skip
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},

@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from sematic.core import variables
 from sematic.core.engine import Execute
-from sematic.core.errors import FunctionTimeoutError, WorkerFailedError, WorkerLostError
+from sematic.core.errors import (
+    ConfigurationError,
+    FunctionTimeoutError,
+    WorkerFailedError,
+    WorkerLostError,
+)
 from sematic.core.files import write_private
 from sematic.core.images import ImageMap
 from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
-from sematic.core.ports import Exited, WorkerLoss
+from sematic.core.ports import Exited, LogSink, WorkerLoss
 from sematic.kubernetes.manifests import (
     API_KEY_SECRET_KEY,
     KEEP_ANNOTATION,
@@ -58,21 +63,40 @@ class KubernetesWorkers:
         *,
         script: str | None,
         unschedulable_after: float = 60.0,
+        root_id: str | None = None,
+        log_sink: LogSink | None = None,
+        preflight: str = "error",
     ) -> None:
         self._images = images
         self._cluster = cluster
         self._log_path = log_path
         self._script = script
         from sematic.kubernetes.pipelines import PipelineObjects
+        from sematic.kubernetes.preflight import NodeCheck
         from sematic.kubernetes.watcher import JobWatcher
 
-        self._watcher = JobWatcher(api, cluster.namespace, unschedulable_after=unschedulable_after)
+        self._watcher = JobWatcher(
+            api,
+            cluster.namespace,
+            unschedulable_after=unschedulable_after,
+            root_id=root_id,
+            on_running=self._pod_running,
+        )
         self._objects = PipelineObjects(api, cluster.namespace)
         self._jobs: dict[str, str] = {}  # run id -> job name
         self._outcomes: dict[str, JobOutcome] = {}  # run id -> how its job ended
+        self._attempts: dict[str, dict[str, Any]] = {}  # run id -> its pod, as it ended
         self._finished: list[tuple[float, str]] = []  # (when it ended, job name)
         self._key_secret = cluster.api_key_secret
         self._created_secret: str | None = None  # ours to delete at the end
+        # Steps found while running are checked as CloudResolver checks the others first:
+        # one no node can take fails at once (nodes read again at most every 30 s).
+        self._nodes = NodeCheck(api, preflight)
+        self._refused: dict[str, WorkerLoss] = {}  # run id -> why it was not submitted
+        from sematic.kubernetes.pod_logs import PodLogFollower
+
+        # Each run's pod log followed while it runs (to the file, and to ``log_sink``).
+        self._pod_logs = PodLogFollower(api, cluster.namespace, log_path, log_sink)
 
     def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
         run = command.run
@@ -109,6 +133,11 @@ class KubernetesWorkers:
             secret_env=secret_env,
             deadline_seconds=None if job.timeout_mins is None else int(job.timeout_mins * 60),
         )
+        why = self._nodes.refusal(run.future.function.dotted_path,
+                                  manifest["spec"]["template"]["spec"])  # fmt: skip
+        if why is not None:
+            self._refused[run.id] = WorkerLoss(f"was not submitted: {why}", ConfigurationError)
+            return
         self._watcher.submit(manifest)
         self._jobs[run.id] = name
 
@@ -124,6 +153,8 @@ class KubernetesWorkers:
         return self._key_secret
 
     def wait_any(self, timeout: float) -> Exited | None:
+        if self._refused:
+            return Exited(next(iter(self._refused)), 1)
         if self._finished:
             self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         outcome = self._watcher.next_outcome(timeout)
@@ -131,7 +162,9 @@ class KubernetesWorkers:
             return None
         run_id = next(r for r, name in self._jobs.items() if name == outcome.name)
         del self._jobs[run_id]
+        self._pod_logs.stop(run_id)  # the whole log is written next
         self._outcomes[run_id] = outcome
+        self._attempts[run_id] = self._watcher.attempt(outcome)
         text = self._watcher.pod_log(outcome.pod) if outcome.pod else None
         if text:  # the run's log, as a worker process's would be (the executor ships it)
             write_private(self._log_path(run_id), text)
@@ -150,7 +183,9 @@ class KubernetesWorkers:
             self._watcher.delete(self._finished.pop(0)[1])
 
     def kill(self, key: str) -> None:
+        self._refused.pop(key, None)
         name = self._jobs.pop(key, None)
+        self._pod_logs.stop(key)
         if name is not None:
             self._watcher.delete(name)
 
@@ -163,8 +198,23 @@ class KubernetesWorkers:
                 self._objects.delete_secret(self._created_secret)
         finally:
             self._watcher.close()
+            self._pod_logs.close()
+
+    def _pod_running(self, job: str, pod: str) -> None:
+        """The watcher saw the pod of the Job ``job`` running: follow its log (called on
+        the watch's thread: the runs are copied at once)."""
+        run_id = next((r for r, name in list(self._jobs.items()) if name == job), None)
+        if run_id is not None:
+            self._pod_logs.start(run_id, pod)
+
+    def attempt(self, key: str) -> dict[str, Any] | None:
+        """The pod the run ``key`` just ended in (``sematic.core.usage``), once."""
+        return self._attempts.pop(key, None)
 
     def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
+        refused = self._refused.pop(exited.key, None)
+        if refused is not None:
+            return refused
         outcome = self._outcomes.pop(exited.key)
         if outcome.termination_message:
             try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sematic.core.errors import ConfigurationError
 from sematic.core.future import Future
-from sematic.core.images import ImageMap, functions_of
+from sematic.core.images import ImageMap, called_from, functions_of
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
 from sematic.resolvers.driver import DriverSpec, kubernetes_placement, record_root, start_driver
@@ -22,6 +22,8 @@ from sematic.resolvers.settings import (
     script_in_images,
 )
 from sematic.resolvers.tracked import TrackedResolution, parallelism
+
+PREFLIGHT_MODES = ("error", "warn", "off")
 
 
 class CloudResolver:
@@ -41,6 +43,10 @@ class CloudResolver:
       one re-enters the pipeline without re-running completed steps.
     - ``unschedulable_after``: seconds a pod may wait for a node before its run fails.
     - ``check_registry``: check that every image is in its registry before submitting.
+    - ``preflight``: before submitting, check that some node of the cluster, as it is, can
+      take each ``inline=False`` function's pod (and the driver's): ``"error"`` (default)
+      refuses the pipeline naming each function, requirement and node; ``"warn"`` prints
+      the same and goes on (a cluster with an autoscaler grows nodes on demand); ``"off"``.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class CloudResolver:
         driver_restarts: int = 3,
         unschedulable_after: float = 60.0,
         check_registry: bool = True,
+        preflight: str = "error",
     ) -> None:
         if not isinstance(detach, bool):
             raise ConfigurationError(f"CloudResolver(detach=...) takes a bool, got {detach!r}")
@@ -70,6 +77,12 @@ class CloudResolver:
                 "CloudResolver(driver_requirements=...) takes a KubernetesRequirements, got "
                 f"{driver_requirements!r}"
             )
+        if preflight not in PREFLIGHT_MODES:
+            raise ConfigurationError(
+                f"CloudResolver(preflight=...) takes one of {', '.join(map(repr, PREFLIGHT_MODES))}"
+                f", got {preflight!r}"
+            )
+        self.preflight = preflight
         self.detach = detach
         self.images = images
         self.cluster = cluster or cluster_from_environment()
@@ -95,6 +108,7 @@ class CloudResolver:
                 kubeconfig=self.kubeconfig,
                 script=script,
                 unschedulable_after=self.unschedulable_after,
+                preflight=self.preflight,
             )
             return tracked.resolve(future, place)
         return self._submit_driver(future, settings, images, script)
@@ -125,6 +139,7 @@ class CloudResolver:
                 cluster=self.cluster.to_dict(),
                 max_parallelism=self.max_parallelism,
                 unschedulable_after=self.unschedulable_after,
+                preflight=self.preflight,
             ),
             server_url=self.cluster.server_url or settings.server_url,
             api_key=settings.api_key,
@@ -161,6 +176,7 @@ class CloudResolver:
                 "CloudResolver records through a Sematic server its pods can reach: set "
                 "server_url (sematic settings set server_url URL, or SEMATIC_SERVER_URL)"
             )
+        self._preflight(future)
         if self.check_registry:
             from sematic.packaging.presence import check_images_present
 
@@ -168,6 +184,47 @@ class CloudResolver:
                 [*images.images.values(), images.driver], insecure=images.insecure_registries
             )
         return images, script_in_images()
+
+    def _preflight(self, future: Future) -> None:
+        """Refuse (or warn of) pods no node of the cluster, as it is, can ever take."""
+        if self.preflight == "off":
+            return
+        from sematic.kubernetes.preflight import cluster_nodes, pod_spec_of, why_unschedulable
+
+        pods = {
+            function.dotted_path: pod_spec_of(
+                function.props.resource_requirements.kubernetes
+                if function.props.resource_requirements
+                else None,
+                self.cluster,
+            )
+            for function in called_from(future.function)
+            if not function.props.inline
+        }
+        if self.detach:
+            pods["the driver Job (driver_requirements)"] = pod_spec_of(
+                self.driver_requirements, self.cluster
+            )
+        if not pods:
+            return
+        nodes = cluster_nodes(self.kubeconfig)
+        if isinstance(nodes, str):
+            print(f"warning: pre-flight check of the cluster's nodes skipped: {nodes}",
+                  file=sys.stderr)  # fmt: skip
+        found = [why_unschedulable(what, spec, None if isinstance(nodes, str) else nodes)
+                 for what, spec in pods.items()]  # fmt: skip
+        refused = [reason for reason in found if reason is not None]
+        if not refused:
+            return
+        explanation = "\n".join(f"- {reason}" for reason in refused)
+        if self.preflight == "error":
+            raise ConfigurationError(
+                "pre-flight: the cluster's nodes, as they are, cannot take every step; nothing "
+                "was submitted (on a cluster with an autoscaler, use "
+                f"CloudResolver(preflight='warn') or 'off'):\n{explanation}"
+            )
+        print(f"warning: pre-flight: the cluster's nodes, as they are, cannot take every "
+              f"step (going on: preflight='warn'):\n{explanation}", file=sys.stderr)  # fmt: skip
 
     def run(self, future: Future) -> Any:
         """Sematic 0.41's spelling of ``resolve``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sematic.core import variables
 from sematic.core.engine import Run
@@ -38,9 +38,12 @@ from sematic.kubernetes.manifests import (
 )
 from sematic.kubernetes.workers import WORKER, KubernetesWorkers
 from sematic.resolvers.recording import RunRecorder
-from sematic.resolvers.settings import LocalSettings
+from sematic.resolvers.settings import LocalSettings, pod_name_from_environment
 from sematic.resolvers.stores import open_stores
 from sematic.resolvers.tracked import Place, Placement, TrackedResolution
+
+if TYPE_CHECKING:
+    from sematic.storage.http import HttpLogs
 
 DRIVER_HOME = "/tmp/sematic"
 
@@ -56,6 +59,7 @@ class DriverSpec:
     cluster: dict[str, Any]
     max_parallelism: int
     unschedulable_after: float
+    preflight: str = "error"  # CloudResolver(preflight=...), for steps found while running
     # A rerun started by the server: the pipeline it reruns, and the run to rerun from
     # (None: all of it).
     rerun_of: str | None = None
@@ -156,6 +160,7 @@ def kubernetes_placement(
     kubeconfig: str | None,
     script: str | None,
     unschedulable_after: float,
+    preflight: str = "error",
 ) -> Place:
     """``inline=False`` functions as Jobs on ``images`` (every function the pipeline can
     reach must have its image), inline ones in this process."""
@@ -171,10 +176,23 @@ def kubernetes_placement(
             settings.log_path,
             script=script,
             unschedulable_after=unschedulable_after,
+            preflight=preflight,
+            root_id=future.id,
+            log_sink=_log_sink(settings),
         )
         return Placement(workers, images)
 
     return place
+
+
+def _log_sink(settings: LocalSettings) -> HttpLogs | None:
+    """Pod logs: where the logs of running pods are appended while they run: the server's
+    (with none, the local server reads the log files the follower writes)."""
+    if not settings.server_url:
+        return None
+    from sematic.storage.http import HttpLogs
+
+    return HttpLogs(settings.server_url, settings.api_key)
 
 
 def drive(spec: DriverSpec, settings: LocalSettings) -> None:
@@ -190,10 +208,41 @@ def drive(spec: DriverSpec, settings: LocalSettings) -> None:
         kubeconfig=IN_CLUSTER,
         script=spec.script,
         unschedulable_after=spec.unschedulable_after,
+        preflight=spec.preflight,
     )
     tracked = TrackedResolution(settings, spec.max_parallelism, progress=False, script=spec.script)
     print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)
-    if spec.rerun_of is None:
-        tracked.resume(spec.root_id, place)
-    else:
-        tracked.rerun(spec.root_id, spec.rerun_of, spec.rerun_from, place)
+    try:
+        if spec.rerun_of is None:
+            tracked.resume(spec.root_id, place)
+        else:
+            tracked.rerun(spec.root_id, spec.rerun_of, spec.rerun_from, place)
+    finally:
+        record_driver_pods(spec.root_id, settings, ClusterSettings.from_dict(spec.cluster))
+
+
+def record_driver_pods(root_id: str, settings: LocalSettings, cluster: ClusterSettings) -> None:
+    """Record on the root run the pods its driver ran in (this one, and any the Job
+    controller replaced): the pipeline's usage includes the driver's. Best effort: a
+    failure here is printed and does not change how the pipeline ended."""
+    pod_name = pod_name_from_environment()
+    if pod_name is None:
+        return
+    try:
+        from sematic.core.usage import execution_json
+        from sematic.kubernetes.pipelines import IN_CLUSTER, api_client
+        from sematic.kubernetes.watcher import driver_attempts
+
+        api = api_client(IN_CLUSTER)
+        try:
+            attempts = driver_attempts(api, cluster.namespace, pod_name)
+        finally:
+            api.close()
+        metadata, _ = open_stores(settings)
+        try:
+            root = metadata.get_run(root_id)
+            metadata.write(runs=[replace(root, execution=execution_json(attempts))])
+        finally:
+            metadata.close()
+    except Exception as error:  # noqa: BLE001 - the pipeline has ended either way
+        print(f"driver: its pods were not recorded: {error}", file=sys.stderr, flush=True)

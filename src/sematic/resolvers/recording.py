@@ -21,6 +21,7 @@ from sematic.core.ports import ArtifactStore, MetadataStore
 from sematic.core.props import FunctionProps
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.resources import ResourceRequirements
+from sematic.core.usage import execution_json
 from sematic.resolvers.reuse import is_final
 from sematic.storage.serialization import Serialized, deserialize, serialize, verify
 
@@ -220,6 +221,16 @@ class RunRecorder:
                 self._dirty[run.id] = self._new_record(run, root_id, time.time())
 
     # Used by the executor ---------------------------------------------------------------
+
+    def record_attempt(self, run: Run, attempt: dict[str, Any]) -> None:
+        """``run`` ended an attempt in a pod: add it to the run's execution (its usage
+        summed over attempts, retries included)."""
+        with self._lock:
+            record = self._records.get(run.id)
+            if record is None:
+                return
+            earlier = (record.execution or {}).get("attempts") or []
+            self._update(record, {"execution": execution_json([*earlier, attempt])})
 
     def reopen(self, run: Run) -> None:
         """``run`` resolved before the resume but executes again (its recorded output

@@ -226,6 +226,9 @@ class Scheduler:
         self._start_waiting()
         run = command.run
         result = self._pool.result(job, exited)
+        attempt = self._pool.attempt(exited.key)
+        if attempt is not None:
+            self._recorder.record_attempt(run, attempt)
         self._logs.ship(run.id)
         if isinstance(result, WorkerLoss):
             error = result.error(f"the worker of {run.future.props.name}() {result.reason}")

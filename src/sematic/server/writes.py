@@ -106,6 +106,47 @@ class TypeDescription(BaseModel):
     type_key: str
 
 
+_Seconds = Annotated[float, Field(ge=0)]
+
+
+class PodEvent(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    at: float | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class PodAttempt(BaseModel):
+    """One pod a run ran in (``sematic.core.usage``)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    job: str
+    pod: str | None = None
+    node: str | None = None
+    node_type: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    started_at: float | None = None
+    finished_at: float | None = None
+    ended: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    events: list[PodEvent] = Field(default=[], max_length=1000)
+
+
+class Execution(BaseModel):
+    """Where a run ran: its pods, and what they reserved for how long."""
+
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    attempts: list[PodAttempt] = Field(default=[], max_length=1000)
+    usage: dict[str, _Seconds] = {}
+
+
 def _kept_if_valid(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> Any:
     validate(value)
     return value
@@ -143,6 +184,7 @@ class Run(RunRecord):
     inputs: dict[str, ArtifactId] = field(default_factory=dict)
     output: ArtifactId | None = None
     nested_run_id: RunId | None = None
+    execution: Annotated[dict[str, Any], _checked_by(Execution)] | None = None
 
 
 @dataclass(frozen=True)
@@ -390,6 +432,7 @@ def _check_batch(batch: Batch) -> None:
     requirements, type descriptions, summaries) fits in the metadata store."""
     for index, run in enumerate(batch.runs):
         _check_storable(run.resource_requirements, f"runs[{index}].resource_requirements")
+        _check_storable(run.execution, f"runs[{index}].execution")
     for index, artifact in enumerate(batch.artifacts):
         _check_storable(artifact.type_description, f"artifacts[{index}].type_description")
         _check_storable(artifact.summary, f"artifacts[{index}].summary")

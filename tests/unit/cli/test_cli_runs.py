@@ -34,7 +34,7 @@ def test_runs_lists_root_runs_newest_first(home: Path, tmp_path: Path) -> None:
     second.resolve(LocalResolver(progress=False))
 
     lines = invoke("runs").stdout.strip().splitlines()
-    assert lines[0].split() == ["id", "name", "state", "started", "duration", "reason"]
+    assert lines[0].split() == ["id", "name", "state", "started", "duration", "reserved", "reason"]
     assert [line.split()[:3] for line in lines[1:]] == [
         [second.id, "three_steps", "RESOLVED"],
         [first.id, "three_steps", "RESOLVED"],

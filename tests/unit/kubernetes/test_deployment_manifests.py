@@ -162,12 +162,12 @@ def test_rbac_lets_the_server_run_and_reap_jobs_in_its_namespace_only() -> None:
 
 _CALL = re.compile(
     r"\.(create|delete_collection|delete|list|read|patch|replace)_namespaced_"
-    r"(job_status|job|pod_log|pod|secret)\b"
+    r"(job_status|job|pod_log|pod|secret|event)\b"
 )
 _VERB = {"create": "create", "delete": "delete", "delete_collection": "deletecollection",
          "list": "list", "read": "get", "patch": "patch", "replace": "update"}  # fmt: skip
 _RESOURCE = {"job": "jobs", "job_status": "jobs/status", "pod": "pods", "pod_log": "pods/log",
-             "secret": "secrets"}  # fmt: skip
+             "secret": "secrets", "event": "events"}  # fmt: skip
 
 
 def test_the_role_covers_every_call_the_servers_cluster_code_makes() -> None:

@@ -385,3 +385,38 @@ def test_the_payload_limit_can_be_set_from_the_environment(tmp_path: Path) -> No
         assert response.status_code == 413 and "100 bytes" in response.text
     finally:
         server.stop()
+
+
+# A run's pods (``execution``): a shape the UI and `sematic runs` read, or a 400.
+_ATTEMPT = {"job": "sematic-a-1", "pod": "p", "requests": {"cpu": "1"}, "started_at": 1.0,
+            "finished_at": 2.0, "ended": "Succeeded", "exit_code": 0,
+            "events": [{"at": 0.5, "reason": "Scheduled", "message": "assigned"}]}  # fmt: skip
+
+
+def test_a_runs_pods_are_recorded_and_read_back(home: Home) -> None:
+    execution = {"attempts": [_ATTEMPT], "usage": {"seconds": 1.0, "cpu_seconds": 1.0}}
+    run = _run(execution=execution)
+    response = home.client.post("/write", json={"runs": [run]}, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert home.client.get(f"/runs/{run['id']}").json()["execution"] == execution
+
+
+@pytest.mark.parametrize(
+    ("execution", "where"),
+    [
+        ({"attempts": [{"pod": "p"}]}, "runs[0].execution.attempts[0].job"),
+        ({"attempts": [dict(_ATTEMPT, exit_code="0")]}, "runs[0].execution.attempts[0].exit_code"),
+        ({"attempts": [dict(_ATTEMPT, requests={"cpu": 1})]}, "runs[0].execution.attempts[0]"),
+        ({"usage": {"cpu_seconds": -1.0}}, "runs[0].execution.usage.cpu_seconds"),
+        ({"attempts": "many"}, "runs[0].execution.attempts"),
+        ([], "runs[0].execution"),
+    ],
+)
+def test_a_malformed_execution_is_a_400_naming_the_field(
+    home: Home, execution: Any, where: str
+) -> None:
+    run = _run(execution=execution)
+    response = home.client.post("/write", json={"runs": [run]}, headers=JSON)
+    assert response.status_code == 400, response.text
+    assert where in response.json()["error"]
+    assert not _recorded(home, run["id"])

@@ -3,6 +3,7 @@
 
 import { ApiError, getJSON, LogTail } from "./api.js";
 import { duration, formatTime, h, isFinished, shortId, stateBadge, tagChips } from "./util.js";
+import { podsView } from "./pods.js";
 import { renderArtifact } from "./values.js";
 
 const LOG_POLL_MS = 1000;
@@ -91,7 +92,7 @@ export class RunPanel {
         { class: "panel-sub" },
         h("span", { class: "muted", title: run.id }, `run ${run.id}`),
         run.cache_hit ? h("span", { class: "chip" }, "cache hit") : null,
-        h("span", { class: "chip" }, run.inline ? "inline" : "worker process"),
+        h("span", { class: "chip" }, run.inline ? "inline" : run.execution ? "Kubernetes job" : "worker process"),
       ),
       parent
         ? h("div", { class: "panel-sub" }, "in ", h("a", { href: "#", class: "run-link", onclick: (e) => { e.preventDefault(); this.actions.select(parent.id); } }, parent.name))
@@ -140,6 +141,7 @@ export class RunPanel {
       ["Root run", run.root_id !== run.id ? h("code", {}, shortId(run.root_id)) : null],
     ]);
 
+    const pods = podsView(run, [...graph.runs.values()]);
     const sections = [
       head,
       failure,
@@ -147,6 +149,7 @@ export class RunPanel {
       section("Inputs", inputsBody, { name: "inputs", closed }),
       section("Output", output, { name: "output", closed }),
       section("Logs", this.logs.element, { name: "logs", closed }),
+      pods ? section("Kubernetes", pods, { name: "kubernetes", closed }) : null,
       run.docstring ? section("Docstring", h("pre", { class: "docstring" }, run.docstring), { name: "docstring", closed }) : null,
       run.source_code ? section("Source", h("pre", { class: "code source" }, run.source_code), { name: "source", closed }) : null,
       settings.querySelector("tr") ? section("Settings", settings, { name: "settings", closed }) : null,

@@ -70,6 +70,7 @@ class RunRow(Base):
     started_at: Mapped[float | None] = mapped_column(Double)
     ended_at: Mapped[float | None] = mapped_column(Double)
     submitted_by: Mapped[str | None] = mapped_column(String)
+    execution: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class TransitionRow(Base):
