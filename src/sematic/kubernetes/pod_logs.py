@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -122,8 +123,7 @@ class PodLogFollower:
             follow.pending.clear()
         response = follow.response
         if response is not None:
-            with contextlib.suppress(Exception):  # unblocks the stream's read
-                response.close()
+            _interrupt(response)
 
     def close(self) -> None:
         for run_id in self.following():
@@ -247,3 +247,20 @@ class PodLogFollower:
         if not follow.warned:
             follow.warned = True
             _log.warning("%s (the whole log is read when the pod ends)", message)
+
+
+def _interrupt(response: Any) -> None:
+    """End the stream thread's read of ``response`` without waiting for it: closing the
+    response here would wait for the read (a silent pod's may not return for minutes), so
+    the socket is shut down (the read returns at once) and the response closed aside."""
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    threading.Thread(target=_close_quietly, args=(response,), daemon=True).start()
+
+
+def _close_quietly(response: Any) -> None:
+    with contextlib.suppress(Exception):
+        response.close()

@@ -185,9 +185,9 @@ class KubernetesWorkers:
     def kill(self, key: str) -> None:
         self._refused.pop(key, None)
         name = self._jobs.pop(key, None)
-        self._pod_logs.stop(key)
         if name is not None:
             self._watcher.delete(name)
+        self._pod_logs.stop(key)
 
     def close(self) -> None:
         try:

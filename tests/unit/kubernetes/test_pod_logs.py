@@ -155,3 +155,68 @@ def test_a_failing_sink_is_a_warning_once(tmp_path: Path, caplog: pytest.LogCapt
     warnings = [r for r in caplog.records if "cannot send the log of run r4" in r.message]
     assert len(warnings) == 1
     assert threading.active_count() < 50
+
+
+class _SilentPodServer:
+    """A real HTTP server streaming a pod log as the API server does (chunked), that
+    prints one line and then stays silent, as a step that sleeps does."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.done = threading.Event()
+        done = self.done
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"6\r\nhello\n\r\n")
+                self.wfile.flush()
+                done.wait(30)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def read_namespaced_pod_log(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        import urllib3
+
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/log"
+        return urllib3.PoolManager().request("GET", url, preload_content=False)
+
+    def read_namespaced_pod_status(self, name: str, namespace: str) -> Any:
+        return SimpleNamespace(status=SimpleNamespace(phase="Running"))
+
+    def close(self) -> None:
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_stopping_a_silent_pods_stream_does_not_wait_for_its_next_line(tmp_path: Path) -> None:
+    """A cancel stops following a step that prints nothing for minutes: the stream's read is
+    blocked on a real socket, and ``stop`` must not wait for it (closing the response
+    would: it takes the lock the blocked read holds)."""
+    pod = _SilentPodServer()
+    follower = _follower(tmp_path, pod, None)  # type: ignore[arg-type]
+    try:
+        follower.start("r1", "pod-1")
+        _until(lambda: (tmp_path / "r1.log").exists())
+        stopped = threading.Event()
+        threading.Thread(target=lambda: (follower.stop("r1"), stopped.set()), daemon=True).start()
+        assert stopped.wait(10), "stop() waited for the silent pod's next line"
+        streams = [t for t in threading.enumerate() if t.name == "sematic-pod-log-pod-1"]
+        for thread in streams:
+            thread.join(10)
+        assert not any(t.is_alive() for t in streams), "the stream's thread is still reading"
+        assert (tmp_path / "r1.log").read_bytes() == b"hello\n"
+    finally:
+        follower.close()
+        pod.close()
