@@ -30,7 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -223,7 +223,8 @@ class WebhookStore:
                 "function_path": run.function_path,
                 "old_state": None if old is None else str(old),
                 "state": str(state),
-                "at": datetime.fromtimestamp(transition.at, UTC).isoformat(),
+                # timezone.utc, not UTC (3.11): worker images may run Python 3.10
+                "at": datetime.fromtimestamp(transition.at, timezone.utc).isoformat(),  # noqa: UP017
                 "url": url,
                 "error": error,
             },
