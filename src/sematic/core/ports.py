@@ -180,6 +180,26 @@ class ApiKeyStore(Protocol):
     def authenticate(self, key: str) -> Principal | None: ...
 
 
+class Mailbox(Protocol):
+    """Ordered channels of small JSON messages (``channel`` names as in
+    ``sematic.server.mailbox``): warm worker pods and their driver exchange steps and
+    results through them.
+
+    ``post`` gives the new message's id; ids increase across all channels, so a reader
+    keeps the last id it saw as its cursor. ``read`` gives the channel's messages with an
+    id above ``after``, oldest first, at most ``limit``. ``drop`` deletes the messages of
+    ``channel`` and of every channel under ``channel/``, and says how many.
+    """
+
+    def post(self, channel: str, message: dict[str, Any]) -> int: ...
+
+    def read(
+        self, channel: str, after: int, limit: int = 100
+    ) -> list[tuple[int, dict[str, Any]]]: ...
+
+    def drop(self, channel: str) -> int: ...
+
+
 class ArtifactStore(Protocol):
     """Keeps artifact payloads by id. ``put`` is atomic and idempotent.
 

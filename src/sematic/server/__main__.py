@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_payload_bytes=args.max_payload_bytes,
             # With a key, the keys kept in the database are accepted too (`sematic keys`).
             api_keys=None if api_key is None else database.api_keys(),
+            # Warm worker pods and their driver exchange steps and results through it.
+            mailbox=database.mailbox(),
         )
         # On SIGTERM, requests in flight (a write) get up to GRACE_S to finish, within
         # Kubernetes' default 30 s termination grace period; event streams end at once.

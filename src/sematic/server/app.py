@@ -47,9 +47,10 @@ from sematic.core.errors import (
     StoreError,
 )
 from sematic.core.files import private_folder, private_opener, write_private
-from sematic.core.ports import ApiKeyStore, MetadataStore, StreamingArtifactStore
+from sematic.core.ports import ApiKeyStore, Mailbox, MetadataStore, StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.server import bodies, guard, keys, openapi, writes
+from sematic.server import mailbox as mailbox_routes
 from sematic.server.bodies import JSONResponse
 from sematic.server.metrics import ServerMetrics
 from sematic.server.params import artifact_id as artifact_id_param
@@ -306,6 +307,7 @@ def create_app(
     allowed_hosts: frozenset[str] | None = None,
     api_keys: ApiKeyStore | None = None,
     stopping: threading.Event | None = None,
+    mailbox: Mailbox | None = None,
 ) -> Starlette:
     """The API application. The caller owns (and closes) ``metadata``.
 
@@ -315,7 +317,9 @@ def create_app(
     names requests may be addressed to (``guard.local_hosts``); by default the loopback
     names without a key, any name with one. ``api_keys``: the per-user keys accepted
     besides ``api_key`` (the bootstrap admin key), managed under ``/keys``; only with an
-    ``api_key``. ``stopping``: set when the server shuts down (event streams then end).
+    ``api_key``. ``stopping``: set when the server shuts down (event streams and long
+    polls then end). ``mailbox``: the channels served under ``/mailbox``
+    (``sematic.server.mailbox``); None: those routes answer 404.
     """
     api_key = api_key or None
     api = _Api(metadata, artifacts, logs_dir, api_key)
@@ -357,6 +361,7 @@ def create_app(
             max_payload_bytes=max_payload_bytes,
             on_payload_stored=metrics.payload_stored,
         ),
+        *mailbox_routes.routes(PREFIX, mailbox, stopping),
         metrics.route(PREFIX),
         # The web UI: static files (no build step), index.html at "/".
         Route("/", lambda _: FileResponse(_UI / "index.html"), methods=["GET"]),

@@ -20,6 +20,7 @@ from sematic.core import wire
 from sematic.core.engine import State
 from sematic.core.records import INT64_MAX
 from sematic.server.keys import CreatedKey, KeyId, KeyList, KeyRequest
+from sematic.server.mailbox import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH, MAX_LIMIT, MAX_WAIT_S
 from sematic.server.params import ArtifactId, RunId
 from sematic.server.steering import Cancel, Rerun
 from sematic.server.writes import Artifact, Batch, CacheKey, Edge, Lookup, Run
@@ -58,6 +59,31 @@ class Graph(BaseModel):
     edges: list[Edge]
 
 
+class Posted(BaseModel):
+    """The id of the message just posted (ids increase across all channels)."""
+
+    id: int
+
+
+class Message(BaseModel):
+    """A message of a mailbox channel, and its id."""
+
+    id: int
+    message: dict[str, Any]
+
+
+class Messages(BaseModel):
+    """Messages of a mailbox channel, oldest first."""
+
+    messages: list[Message]
+
+
+class Dropped(BaseModel):
+    """How many messages were deleted."""
+
+    deleted: int
+
+
 class Error(BaseModel):
     """Why a request failed, for a person to read."""
 
@@ -81,7 +107,20 @@ def _schema(kind: Any) -> dict[str, Any]:
 
 _REF = "#/components/schemas/{model}"
 _SCHEMAS = _components(
-    Batch, Lookup, Cancel, Rerun, RunPage, RunDetail, Graph, Error, KeyRequest, KeyList, CreatedKey
+    Batch,
+    Lookup,
+    Cancel,
+    Rerun,
+    RunPage,
+    RunDetail,
+    Graph,
+    Error,
+    KeyRequest,
+    KeyList,
+    CreatedKey,
+    Posted,
+    Messages,
+    Dropped,
 )
 _TEXT = {"type": "string"}
 _NUMBER = {"type": "number"}
@@ -127,12 +166,17 @@ def _op(
     *,
     ok: dict[str, Any] | None = None,
     accepted: str | None = None,
+    created: dict[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """An operation: its answers (``ok`` or "Done" as 200, or ``accepted`` as 202, then
-    ``errors`` by status) and any other field of an OpenAPI operation (``parameters``,
-    ``requestBody``, ``description``). Path parameters are added by ``document``."""
-    success = {"202": _answer(accepted)} if accepted else {"200": ok or _DONE}
+    """An operation: its answers (``ok`` or "Done" as 200, or ``accepted`` as 202, or
+    ``created`` as 201, then ``errors`` by status) and any other field of an OpenAPI
+    operation (``parameters``, ``requestBody``, ``description``). Path parameters are
+    added by ``document``."""
+    if created is not None:
+        success = {"201": created}
+    else:
+        success = {"202": _answer(accepted)} if accepted else {"200": ok or _DONE}
     responses = {**success, **_errors(*errors)}
     return {"summary": summary, **fields, "responses": responses}
 
@@ -177,6 +221,19 @@ _PATH_PARAMETERS = {
         "cache_key", CacheKey, "A cache key (sha256 hex of a function, source, inputs)."
     ),
     "key_id": _path("key_id", KeyId, "An API key id (32 lowercase hex digits)."),
+    "channel": _parameter(
+        "path",
+        "channel",
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_CHANNEL_LENGTH,
+            "pattern": f"^{CHANNEL_PATTERN}$",
+        },
+        "A mailbox channel: segments of letters, digits, '.', '_' and '-' (each starting "
+        "with a letter or digit) joined by '/'. Any other value is a 400.",
+        required=True,
+    ),
 }
 _ROOT_ID = _query("root_id", _schema(RunId), "One pipeline (default: roots).")
 
@@ -386,6 +443,49 @@ def _key_operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def _mailbox_operations() -> dict[str, dict[str, Any]]:
+    """The mailbox (``sematic.server.mailbox``): warm worker pods and their driver exchange
+    steps and results through its channels. 404 on a server without one."""
+    return {
+        "post /mailbox/{channel}": _op(
+            "Post a message (a JSON object, at most 1 MiB) to a channel.",
+            errors=(400, 404, 413, 503),
+            created=_answer("Posted; the body holds its id", _json("Posted")),
+            requestBody=_content({"type": "object"}),
+        ),
+        "get /mailbox/{channel}": _op(
+            "The channel's messages after a cursor, oldest first; waits for one if asked.",
+            errors=(400, 404, 503),
+            description="With no message after the cursor and wait > 0, the answer waits "
+            "until one is posted (through any replica) or wait seconds pass (then an empty "
+            "list).",
+            ok=_answer("The messages", _json("Messages")),
+            parameters=[
+                _query(
+                    "after",
+                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
+                    "Only messages with a larger id (the last id seen).",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                    "At most this many.",
+                ),
+                _query(
+                    "wait",
+                    {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S, "default": 0},
+                    "Seconds to wait for a message when there is none yet.",
+                ),
+            ],
+        ),
+        "delete /mailbox/{channel}": _op(
+            "Delete the channel's messages and those of every channel under it.",
+            errors=(400, 404, 503),
+            ok=_answer("How many were deleted", _json("Dropped")),
+        ),
+    }
+
+
 def document(prefix: str) -> dict[str, Any]:
     """The OpenAPI document for routes mounted under ``prefix``."""
     operations = {
@@ -393,6 +493,7 @@ def document(prefix: str) -> dict[str, Any]:
         **_steering_operations(),
         **_write_operations(),
         **_key_operations(),
+        **_mailbox_operations(),
     }
     paths: dict[str, dict[str, Any]] = {}
     for key, operation in operations.items():

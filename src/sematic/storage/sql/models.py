@@ -139,6 +139,24 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[float | None] = mapped_column(Double)
 
 
+class MailboxRow(Base):
+    """A message of a mailbox channel (``sematic.storage.sql.mailbox``): ``body`` is its
+    JSON. Ids only increase (AUTOINCREMENT on SQLite: an id is never used again, even
+    after the newest message was deleted), so a reader's cursor is the last id it saw."""
+
+    __tablename__ = "mailbox"
+    __table_args__ = (
+        Index("ix_mailbox_channel_id", "channel", "id"),
+        Index("ix_mailbox_created_at", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
 # The same tables for Core statements (bulk writes and reads never build ORM objects).
 runs = Base.metadata.tables["runs"]
 run_transitions = Base.metadata.tables["run_transitions"]
@@ -146,3 +164,4 @@ artifacts = Base.metadata.tables["artifacts"]
 edges = Base.metadata.tables["edges"]
 cancel_requests = Base.metadata.tables["cancel_requests"]
 api_keys = Base.metadata.tables["api_keys"]
+mailbox = Base.metadata.tables["mailbox"]

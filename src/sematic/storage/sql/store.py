@@ -40,6 +40,7 @@ from sematic.core.records import (
 from sematic.storage.sql import bulk, connect, convert, migrate
 from sematic.storage.sql.bulk import BulkInsert
 from sematic.storage.sql.keys import SqlApiKeys
+from sematic.storage.sql.mailbox import SqlMailbox
 from sematic.storage.sql.models import artifacts, cancel_requests, edges, run_transitions, runs
 
 # Ids per IN (...) clause: well below the bound-parameter limits of SQLite and PostgreSQL.
@@ -122,6 +123,11 @@ class SqlMetadataStore:
     def api_keys(self) -> SqlApiKeys:
         """The API keys kept in this database (a team server's ``ApiKeyStore``)."""
         return SqlApiKeys(self._engine, self._errors)
+
+    def mailbox(self) -> SqlMailbox:
+        """The mailbox kept in this database (the server's ``Mailbox``): make one per
+        process and keep it (it purges old messages at most once a minute)."""
+        return SqlMailbox(self._engine, self._errors)
 
     def write(
         self,
