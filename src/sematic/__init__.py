@@ -52,6 +52,7 @@ from sematic.core.retry import RetrySettings
 from sematic.resolvers.silent import SilentResolver, SilentRunner
 
 if TYPE_CHECKING:
+    from sematic.kubernetes.warm import WarmPods
     from sematic.resolvers.cloud import CloudResolver
     from sematic.resolvers.local import LocalResolver
     from sematic.resolvers.runners import (
@@ -110,6 +111,7 @@ __all__ = [
     "TypeCheckError",
     "register_serializer",
     "UserError",
+    "WarmPods",
     "__version__",
     "context",
     "func",
@@ -132,6 +134,10 @@ def __getattr__(name: str) -> Any:
         from sematic.resolvers.cloud import CloudResolver
 
         return CloudResolver
+    if name == "WarmPods":  # CloudResolver(warm_pods=WarmPods(...))
+        from sematic.kubernetes.warm import WarmPods
+
+        return WarmPods
     if name in _RUNNER_NAMES:
         from sematic.resolvers import runners
 

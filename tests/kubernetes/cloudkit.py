@@ -43,6 +43,7 @@ class Cloud:
     server: Server
     project: Path
     api: Any  # kubernetes ApiClient
+    warm: bool = True  # CloudResolver(warm_pods=...) of ``resolver``
 
     def resolver(self, tmp_path: Path, **kwargs: Any) -> CloudResolver:
         settings = LocalSettings(
@@ -51,6 +52,7 @@ class Cloud:
         )  # fmt: skip
         kwargs.setdefault("unschedulable_after", 3.0)
         kwargs.setdefault("cluster", self.cluster)
+        kwargs.setdefault("warm_pods", self.warm)
         return CloudResolver(
             images=self.images, kubeconfig=self.kubeconfig, settings=settings, **kwargs
         )

@@ -9,6 +9,7 @@ missing server, an image not in the registry, a cancel mid-run, a killed driver 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import subprocess
@@ -44,7 +45,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cloud(
+def packaged(
     kubernetes_cluster: Cluster,
     cluster_registry: RegistryServer,
     server: Server,
@@ -52,6 +53,12 @@ def cloud(
 ) -> Iterator[Cloud]:
     with cloud_on(Cloud, kubernetes_cluster, cluster_registry, server, tmp_path_factory) as made:
         yield made
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["warm-pods", "job-per-step"])
+def cloud(packaged: Cloud, request: pytest.FixtureRequest) -> Cloud:
+    """Every test both ways: steps in warm pods (the default), and a Job per step."""
+    return dataclasses.replace(packaged, warm=request.param)
 
 
 # -- detach=False -----------------------------------------------------------------------
@@ -72,19 +79,23 @@ def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_
     assert runs["featurize"]["container_image"] == cloud.images.images["default"]
     assert runs["train_model"]["container_image"] == cloud.images.images["cuda"]
     assert runs["load"]["container_image"] is None  # inline: ran in this process
-    pod = cloud.pods(f"sematic.dev/run-id={_label(runs['featurize']['id'])}")[0]
-    assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "64Mi"}
-    trained = cloud.pods(f"sematic.dev/run-id={_label(runs['train_model']['id'])}")[0]
-    assert trained.spec.node_selector == {INSTANCE_TYPE: "g4dn.xlarge"}
     # Each run in a pod records it: names, node, image digest, resources, times, events.
     (attempt,) = runs["featurize"]["execution"]["attempts"]
+    pod = cloud.pods(f"job-name={attempt['job']}")[0]
+    assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "64Mi"}
+    trained_in = runs["train_model"]["execution"]["attempts"][0]["job"]
+    trained = cloud.pods(f"job-name={trained_in}")[0]
+    assert trained.spec.node_selector == {INSTANCE_TYPE: "g4dn.xlarge"}
     assert attempt["pod"] == pod.metadata.name and attempt["node"] == pod.spec.node_name
     assert attempt["job"] == pod.metadata.labels["job-name"]
     assert attempt["requests"] == {"cpu": "100m", "memory": "64Mi"}
     assert attempt["image_digest"].startswith("sha256:")
     assert cloud.images.images["default"].endswith(attempt["image_digest"])
     assert (attempt["ended"], attempt["exit_code"]) == ("Succeeded", 0)
-    assert "Scheduled" in [event["reason"] for event in attempt["events"]]
+    if cloud.warm:  # the step's own process, in a pod that served the pipeline's steps
+        assert attempt["warm"] is True and "sematic-warm-" in attempt["job"]
+    else:  # the step's own pod: what the scheduler and kubelet said of it
+        assert "Scheduled" in [event["reason"] for event in attempt["events"]]
     seconds = attempt["finished_at"] - attempt["started_at"]
     usage = runs["featurize"]["execution"]["usage"]
     assert usage["seconds"] == pytest.approx(seconds, abs=1e-3) and seconds > 0
@@ -95,6 +106,14 @@ def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_
     listed = cloud.cli(tmp_path, "runs", "--all", "--limit", "500")
     assert f"Kubernetes job featurize (run {runs['featurize']['id']}):" in listed
     _print_accounting("seed 003, detach=False", runs)
+
+
+def _step_jobs(cloud: Cloud, run_id: str) -> list[Any]:
+    """The Jobs the run ``run_id`` ran in: its own, or the warm pods of its pipeline."""
+    if not cloud.warm:
+        return list(cloud.jobs(f"sematic.dev/run-id={_label(run_id)}"))
+    root = cloud.run(run_id)["root_id"]
+    return list(cloud.jobs(f"sematic.dev/role=warm,sematic.dev/root-id={_label(root)}"))
 
 
 def _print_accounting(what: str, runs: dict[str, dict[str, Any]]) -> None:
@@ -121,10 +140,16 @@ def test_a_failure_in_a_pod_is_the_functions_own_exception(cloud: Cloud, tmp_pat
         )
     cause = raised.value.__cause__
     assert isinstance(cause, ConnectionError) and "service down for 3" in str(cause), cause
-    # RetrySettings lists ConnectionError with 2 retries: three Jobs ran, each failed.
-    jobs = cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")
-    assert sorted(job.metadata.name[-2:] for job in jobs) == ["-1", "-2", "-3"]
+    # RetrySettings lists ConnectionError with 2 retries: three attempts ran, each failed:
+    # three Jobs, or three processes in one warm pod.
     run = cloud.run(raised.value.run_id)
+    attempts = run["execution"]["attempts"]
+    assert len(attempts) == 3
+    if cloud.warm:
+        assert len({a["job"] for a in attempts}) == 1 and len({a["pod"] for a in attempts}) == 1
+    else:
+        jobs = cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")
+        assert sorted(job.metadata.name[-2:] for job in jobs) == ["-1", "-2", "-3"]
     assert run["state"] == "FAILED" and run["exception_type"] == "builtins.ConnectionError"
 
 
@@ -144,9 +169,11 @@ def test_a_node_selector_nothing_matches_fails_as_unschedulable(
     assert "didn't match" in str(cause) and "node" in str(cause)
     run = cloud.run(raised.value.run_id)
     assert "Unschedulable" in run["exception_message"]  # what the CLI and the UI show
-    # An infrastructure cause: retried twice by default; the third Job was the last.
-    assert re.search(r"in Job sematic-[a-z0-9]+-3, which ended without a result", str(cause))
-    assert not cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")  # deleted
+    # An infrastructure cause: retried twice by default; the third Job was the last (a warm
+    # pod that never came is given up, and the next attempt gets a new one).
+    last = r"sematic-warm-[a-z0-9]+-[a-z0-9]+-2" if cloud.warm else r"sematic-[a-z0-9]+-3"
+    assert re.search(rf"in Job {last}, which ended without a result", str(cause)), cause
+    assert not _step_jobs(cloud, raised.value.run_id)  # deleted
     attempts = cloud.run(raised.value.run_id)["execution"]["attempts"]
     assert [a["ended"] for a in attempts] == ["Unschedulable"] * 3
     assert all(a.get("started_at") is None for a in attempts)  # never ran: nothing used
@@ -196,7 +223,7 @@ def test_a_step_past_its_memory_limit_is_reported_oomkilled_and_not_retried(
     assert "FAILED" in row and "WorkerFailedError: the worker of hog()" in row
     # One Job (not retried), kept as its resolver asked: `sematic runs` (which deletes what
     # finished pipelines left) leaves it too.
-    assert len(cloud.jobs(f"sematic.dev/run-id={_label(raised.value.run_id)}")) == 1
+    assert len(_step_jobs(cloud, raised.value.run_id)) == 1
 
 
 def test_parity_same_value_and_artifact_ids_under_every_resolver(
@@ -275,6 +302,8 @@ def test_bad_settings_are_refused_before_anything_is_submitted(
 
 def test_the_seed_example_runs_detached_and_attached(cloud: Cloud, tmp_path: Path) -> None:
     """``pipeline(...).resolve(CloudResolver())`` verbatim, as a user's script."""
+    if not cloud.warm:
+        pytest.skip("the user's script verbatim: CloudResolver()'s default, warm pods")
     env = cloud.environment(tmp_path)
     script = str(cloud.project / "seed_pipeline.py")
     started = time.monotonic()
@@ -325,7 +354,7 @@ def test_cancel_deletes_the_jobs_and_marks_unfinished_runs_canceled(
     runs = cloud.graph(root_id)
     assert runs["slow"]["state"] == "CANCELED" and runs["square"]["state"] == "RESOLVED"
     deadline = time.monotonic() + 30
-    while cloud.jobs(f"sematic.dev/run-id={_label(slow)}"):
+    while _step_jobs(cloud, slow):
         assert time.monotonic() < deadline, "the slow step's Job was not deleted"
         time.sleep(0.2)
     print(f"canceled in {time.monotonic() - started:.2f} s")
@@ -348,8 +377,14 @@ def test_a_killed_driver_pod_reenters_without_rerunning_completed_steps(
     names = {pod.metadata.name for pod in cloud.pods(driver)}
     assert first.metadata.name not in names and len(names) == 1  # a second driver pod
     runs = cloud.graph(root_id)
-    for step in ("square", "slow"):  # neither ran again: one Job each, followed again
-        assert len(cloud.jobs(f"sematic.dev/run-id={_label(runs[step]['id'])}")) == 1, step
+    if cloud.warm:  # the completed step did not run again; the one in flight did, in a new
+        # pod (the new driver deleted its predecessor's warm pods)
+        assert len(runs["square"]["execution"]["attempts"]) == 1
+        warm = cloud.pods(f"sematic.dev/role=warm,sematic.dev/root-id={_label(root_id)}")
+        assert runs["slow"]["execution"]["attempts"][0]["pod"] in {p.metadata.name for p in warm}
+    else:
+        for step in ("square", "slow"):  # neither ran again: one Job each, followed again
+            assert len(cloud.jobs(f"sematic.dev/run-id={_label(runs[step]['id'])}")) == 1, step
     # The inline function ran again in the second driver pod; its log is that pod's.
     assert cloud.logs(root_id).startswith("slow_pipeline(4) in sematic-driver-")  # a pod name
     assert first.metadata.name not in cloud.logs(root_id)
@@ -363,7 +398,7 @@ def test_ctrl_c_with_detach_false_deletes_the_jobs_and_cancels(
     code = (
         "import cloudpipe\nfrom sematic import CloudResolver\n"
         "future = cloudpipe.slow_pipeline(5, 300.0)\nprint(future.id, flush=True)\n"
-        "future.resolve(CloudResolver(detach=False))\n"
+        f"future.resolve(CloudResolver(detach=False, warm_pods={cloud.warm}))\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -385,5 +420,5 @@ def test_ctrl_c_with_detach_false_deletes_the_jobs_and_cancels(
     assert {n: r["state"] for n, r in runs.items()} == {
         "slow_pipeline": "CANCELED", "square": "RESOLVED", "slow": "CANCELED"
     }  # fmt: skip
-    assert not cloud.jobs(f"sematic.dev/run-id={_label(slow)}")  # deleted before it exited
+    assert not _step_jobs(cloud, slow)  # deleted before it exited
     print(f"Ctrl-C to exit: {time.monotonic() - started:.2f} s")

@@ -85,12 +85,12 @@ def _label(run_id: str) -> str:
     return "".join(c for c in run_id if c.isalnum())[:63]
 
 
-def _pods(core: Any, run_id: str) -> list[Any]:
-    return list(
-        core.list_namespaced_pod(
-            "default", label_selector=f"sematic.dev/run-id={_label(run_id)}"
-        ).items
-    )
+def _pods(core: Any, run_id: str, root_id: str | None = None) -> list[Any]:
+    """The run's own pod, or (``root_id`` given) the warm pods of its pipeline."""
+    selector = f"sematic.dev/run-id={_label(run_id)}"
+    if root_id is not None:
+        selector = f"sematic.dev/role=warm,sematic.dev/root-id={_label(root_id)}"
+    return list(core.list_namespaced_pod("default", label_selector=selector).items)
 
 
 def _cluster_state(core: Any) -> str:
@@ -109,7 +109,9 @@ def _log(server: Server, run_id: str) -> str | None:
     return answer.text if answer.status_code == 200 else None
 
 
+@pytest.mark.parametrize("warm", [True, False], ids=["warm-pods", "job-per-step"])
 def test_a_running_pods_log_is_served_live_and_kept_after_the_pod_is_gone(
+    warm: bool,
     kubernetes_cluster: Cluster,
     images: ImageMap,
     server: Server,
@@ -129,8 +131,10 @@ def test_a_running_pods_log_is_served_live_and_kept_after_the_pod_is_gone(
         # Worker pods call no Kubernetes API: the default service account will do.
         cluster=dataclasses.replace(cluster_settings(kubernetes_cluster), service_account=None),
         detach=False,
+        warm_pods=warm,
     )
     future = livelogs.live_pipeline(8.0)
+    root = future.id if warm else None
     outcome: dict[str, Any] = {}
 
     def resolve() -> None:
@@ -146,7 +150,9 @@ def test_a_running_pods_log_is_served_live_and_kept_after_the_pod_is_gone(
     run_id: str | None = None
     while run_id is None and time.monotonic() < deadline:
         run = _graph(server, future.id).get("talkative")
-        if run is not None and any(p.status.phase == "Running" for p in _pods(core, run["id"])):
+        if run is not None and any(
+            p.status.phase == "Running" for p in _pods(core, run["id"], root)
+        ):
             run_id = str(run["id"])
         assert "error" not in outcome, outcome
         time.sleep(0.2)
@@ -158,7 +164,7 @@ def test_a_running_pods_log_is_served_live_and_kept_after_the_pod_is_gone(
         time.sleep(0.2)
         text = _log(server, run_id) or ""
     assert FIRST in text, f"the first line never reached the server: {text!r}"
-    pods = _pods(core, run_id)
+    pods = _pods(core, run_id, root)
     assert SECOND not in text and pods and pods[0].status.phase == "Running", (text, pods)
     # Read from an offset, as followers do: only what follows.
     tail = httpx.get(f"{server.url}/api/v1/runs/{run_id}/logs", params={"offset": 6})
@@ -168,9 +174,9 @@ def test_a_running_pods_log_is_served_live_and_kept_after_the_pod_is_gone(
     assert outcome.get("value") == 7, outcome
     # The finished Job is deleted with its pod; the server keeps the whole log.
     deadline = time.monotonic() + 60
-    while _pods(core, run_id) and time.monotonic() < deadline:
+    while _pods(core, run_id, root) and time.monotonic() < deadline:
         time.sleep(0.25)
-    assert not _pods(core, run_id), "the finished step's pod was not deleted"
+    assert not _pods(core, run_id, root), "the finished step's pod was not deleted"
     kept = _log(server, run_id) or ""
     assert FIRST in kept and SECOND in kept, kept
     assert kept.count(FIRST) == 1, kept  # the whole log replaced what was streamed

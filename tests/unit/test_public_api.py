@@ -34,6 +34,7 @@ EXPECTED = {
     "SilentRunner",
     "TypeCheckError",
     "UserError",
+    "WarmPods",
     "__version__",
     "register_serializer",
     "context",

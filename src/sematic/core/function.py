@@ -286,6 +286,7 @@ def func(
     cache: bool = False,
     retry: RetrySettings | None = None,
     timeout_mins: float | None = None,
+    own_pod: bool = False,
 ) -> Callable[[Callable[..., Any]], Function]: ...
 
 
@@ -300,6 +301,7 @@ def func(
     cache: bool = False,
     retry: RetrySettings | None = None,
     timeout_mins: float | None = None,
+    own_pod: bool = False,
 ) -> Function | Callable[[Callable[..., Any]], Function]:
     """Make a Sematic function: ``@sematic.func`` or ``@sematic.func(inline=False, ...)``.
 
@@ -313,6 +315,8 @@ def func(
     - ``cache``: reuse an earlier output for the same function source and inputs.
     - ``retry``: :class:`RetrySettings` for the exceptions worth retrying.
     - ``timeout_mins``: fail the run when it runs longer.
+    - ``own_pod``: on Kubernetes, run each call in a pod of its own (a Job), never in a
+      warm pod shared, one step after another, with the pipeline's other steps.
     """
 
     def decorate(function: Callable[..., Any]) -> Function:
@@ -325,6 +329,7 @@ def func(
             cache=cache,
             retry=retry,
             timeout_mins=timeout_mins,
+            own_pod=own_pod or None,
         )
         resolved = resolve_inline(inline, standalone, resource_requirements, base_image_tag, where)
         props = FunctionProps(

@@ -63,6 +63,7 @@ class Future:
         retry: RetrySettings | None = None,
         timeout_mins: float | None = None,
         tags: list[str] | None = None,
+        own_pod: bool | None = None,
         **unknown: Any,
     ) -> Future:
         """Override settings for this call only; returns the same future.
@@ -82,6 +83,7 @@ class Future:
             retry=retry,
             timeout_mins=timeout_mins,
             tags=tags,
+            own_pod=own_pod,
         )
         resolved = resolve_inline(inline, standalone, resource_requirements, base_image_tag, where)
         if resolved is not None:

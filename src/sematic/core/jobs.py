@@ -70,3 +70,23 @@ class WorkerResult:
     @classmethod
     def from_json(cls, text: str) -> WorkerResult:
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class WarmPod:
+    """What a warm pod is told at its start (JSON in ``SEMATIC_WARM_POOL``;
+    ``sematic.worker.warm``)."""
+
+    server_url: str
+    channel: str  # where its steps come
+    results: str  # where it reports them
+    orphan_seconds: float = 600.0
+    sys_path: list[str] = field(default_factory=list)
+    main_path: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WarmPod:
+        return cls(**json.loads(text))

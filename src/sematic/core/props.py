@@ -24,6 +24,7 @@ class FunctionProps:
     retry: RetrySettings | None = None
     timeout_mins: float | None = None
     tags: tuple[str, ...] = ()
+    own_pod: bool = False  # on Kubernetes: a pod of its own, never a warm pod
 
 
 def resolve_inline(
@@ -92,6 +93,7 @@ _SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": (_non_empty_str, "a non-empty str"),
     "inline": (lambda v: isinstance(v, bool), "True or False"),
     "cache": (lambda v: isinstance(v, bool), "True or False"),
+    "own_pod": (lambda v: isinstance(v, bool), "True or False"),
     "resource_requirements": (
         lambda v: isinstance(v, ResourceRequirements),
         "a sematic.ResourceRequirements",

@@ -75,4 +75,6 @@ MAX_PAYLOAD_BYTES = _variable(
 WORKER_JOB = _variable("SEMATIC_WORKER_JOB", "", "a worker pod's job (JSON)")
 DRIVER = _variable("SEMATIC_DRIVER", "", "a driver pod's DriverSpec (JSON)")
 POD_NAME = _variable("SEMATIC_POD_NAME", "", "the pod's own name (downward API)")
+NODE_NAME = _variable("SEMATIC_NODE_NAME", "", "the node a pod runs on (downward API)")
+WARM_POOL = _variable("SEMATIC_WARM_POOL", "", "a warm worker pod's settings (JSON)")
 BASE_IMAGE_TAG = _variable("SEMATIC_BASE_IMAGE_TAG", "", "the base tag an image was built for")

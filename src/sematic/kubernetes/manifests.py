@@ -190,9 +190,11 @@ def job_manifest(
         {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for variable, (secret, key) in secret_env.items()
     )
-    environment.append(  # which pod ran a step: for its log lines
-        {"name": variables.POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-    )
+    environment.extend(  # which pod ran a step, on which node: for its log lines
+        {"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+        for variable, path in ((variables.POD_NAME, "metadata.name"),
+                               (variables.NODE_NAME, "spec.nodeName"))
+    )  # fmt: skip
     for index, secret in enumerate(wanted.secrets):
         environment.extend(
             {"name": variable,

@@ -154,6 +154,15 @@ class JobWatcher:
     def running(self) -> list[str]:
         return list(self._pending)
 
+    def pod_of(self, job: str) -> Any | None:
+        """The pod of the Job ``job`` (one not yet ended) as the watch last saw it."""
+        return self._pods.get(job)
+
+    def wake(self) -> None:
+        """Make a ``next_outcome`` waiting now (or the next one) return None at once: news
+        from elsewhere (a warm pod's step ended) is waiting."""
+        self._events.put(("WAKE", None))
+
     def next_outcome(self, timeout: float) -> JobOutcome | None:
         """The next Job to end, or None after ``timeout`` seconds.
 
@@ -178,6 +187,8 @@ class JobWatcher:
                 continue
             if kind == "ERROR":
                 raise pod
+            if kind == "WAKE":
+                return None
             outcome = self._outcome(kind, pod)
             self._notice_running(pod)
             if outcome is not None and outcome.name in self._pending:
@@ -189,10 +200,14 @@ class JobWatcher:
 
     def delete(self, name: str) -> None:
         """Deletes the Job and its pods (now, not gracefully: a cancel)."""
+        self.forget(name)
+        self._remove(name)
+
+    def forget(self, name: str) -> None:
+        """Stop following the Job ``name`` (it is left to end)."""
         self._pending.pop(name, None)
         self._unschedulable.pop(name, None)
         self._pods.pop(name, None)
-        self._remove(name)
 
     def _remove(self, name: str) -> None:
         with contextlib.suppress(ApiException):

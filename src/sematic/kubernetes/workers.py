@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,7 +21,7 @@ from sematic.core.errors import (
 )
 from sematic.core.files import write_private
 from sematic.core.images import ImageMap
-from sematic.core.jobs import TERMINATION_LOG, WorkerJob, WorkerResult
+from sematic.core.jobs import TERMINATION_LOG, WarmPod, WorkerJob, WorkerResult
 from sematic.core.ports import Exited, LogSink, WorkerLoss
 from sematic.kubernetes.manifests import (
     API_KEY_SECRET_KEY,
@@ -34,6 +35,7 @@ from sematic.kubernetes.manifests import (
 )
 
 if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to run
+    from sematic.kubernetes.warm import Channels, WarmPods
     from sematic.kubernetes.watcher import JobOutcome
 
 # A finished Job is deleted this long after its outcome was read: the run's result has
@@ -41,6 +43,8 @@ if TYPE_CHECKING:  # the kubernetes client is imported when a Job is about to ru
 # restarts finds the run resolved and needs the Job no more.
 FINISHED_JOB_GRACE_S = 1.0
 WORKER = "/opt/sematic/bin/sematic-worker"
+# What a warm pod's step reports of itself, rather than its pod's (``pod_attempt``).
+_STEP_OWN = frozenset({"pod", "node", "started_at", "finished_at", "ended", "exit_code"})
 __all__ = ["ROOT_LABEL", "RUN_LABEL", "KubernetesWorkers", "job_name", "label_value"]
 
 
@@ -66,6 +70,8 @@ class KubernetesWorkers:
         root_id: str | None = None,
         log_sink: LogSink | None = None,
         preflight: str = "error",
+        warm: WarmPods | None = None,
+        mailbox: Channels | None = None,
     ) -> None:
         self._images = images
         self._cluster = cluster
@@ -97,6 +103,18 @@ class KubernetesWorkers:
 
         # Each run's pod log followed while it runs (to the file, and to ``log_sink``).
         self._pod_logs = PodLogFollower(api, cluster.namespace, log_path, log_sink)
+        self._warm = None
+        if warm is not None and warm.enabled and mailbox is not None:
+            from sematic.kubernetes.warm import WarmPools
+
+            root = label_value(root_id or "pipeline").lower()
+            self._warm = WarmPools(mailbox, root, warm, self._watcher.wake)
+        self.jobs_created = 0  # Jobs of one step each, and warm pods (benchmarks)
+
+    @property
+    def pods_created(self) -> int:
+        """The worker Jobs submitted: one per step run cold, one per warm pod."""
+        return self.jobs_created + (self._warm.pods_created if self._warm else 0)
 
     def start(self, command: Execute, job: WorkerJob, env: dict[str, str] | None) -> None:
         run = command.run
@@ -138,8 +156,70 @@ class KubernetesWorkers:
         if why is not None:
             self._refused[run.id] = WorkerLoss(f"was not submitted: {why}", ConfigurationError)
             return
+        if self._warm is not None and not props.own_pod:
+            self._start_warm(command, pod_job, plain, secret_env, manifest)
+            return
         self._watcher.submit(manifest)
+        self.jobs_created += 1
         self._jobs[run.id] = name
+
+    def _start_warm(
+        self,
+        command: Execute,
+        job: WorkerJob,
+        env: dict[str, str],
+        secret_env: dict[str, tuple[str, str]],
+        cold: dict[str, Any],
+    ) -> None:
+        """Run the step in a warm pod of its image and requirements (a new one if none is
+        idle): a pod like the step's own Job's, serving steps until told to stop."""
+        from sematic.kubernetes.warm import pool_key
+
+        assert self._warm is not None
+        if not self._warm.pods_created:
+            self._delete_stale_warm_pods(command.root_id)
+        requirements = command.run.future.props.resource_requirements
+        wanted = None if requirements is None else requirements.kubernetes
+        container = cold["spec"]["template"]["spec"]["containers"][0]
+
+        def pod_manifest(name: str, channel: str) -> dict[str, Any]:
+            pod = WarmPod(
+                server_url=job.server_url or "",
+                channel=channel,
+                results=self._warm.results_channel,  # type: ignore[union-attr]
+                sys_path=job.sys_path,
+                main_path=job.main_path,
+            )
+            return job_manifest(
+                name=name,
+                image=container["image"],
+                command=[WORKER, "--warm-from-env"],
+                settings=self._cluster,
+                requirements=wanted,
+                labels={ROOT_LABEL: label_value(command.root_id), ROLE_LABEL: "warm"},
+                annotations=self._annotations(command.root_id),
+                env={variables.WARM_POOL: pod.to_json()},
+                secret_env=secret_env,
+            )
+
+        self._warm.start(
+            command.run.id,
+            json.loads(job.to_json()),
+            env,
+            pool_key(container["image"], wanted),
+            pod_manifest,
+            self._watcher.submit,
+        )
+
+    def _delete_stale_warm_pods(self, root_id: str) -> None:
+        """A driver replaced mid-pipeline: its predecessor's warm pods serve no one (the
+        step one was running is run again)."""
+        from sematic.kubernetes.pipelines import JobStatus
+
+        label = label_value(root_id)
+        for job in self._objects.jobs():
+            if job.role == "warm" and job.root == label and job.status is JobStatus.ACTIVE:
+                self._objects.delete_job(job.name)
 
     def _annotations(self, root_id: str) -> dict[str, str]:
         kept = {KEEP_ANNOTATION: "true"} if self._cluster.keep_finished_jobs else {}
@@ -155,11 +235,21 @@ class KubernetesWorkers:
     def wait_any(self, timeout: float) -> Exited | None:
         if self._refused:
             return Exited(next(iter(self._refused)), 1)
+        warm = self._warm_ended()
+        if warm is not None:
+            return warm
         if self._finished:
             self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         outcome = self._watcher.next_outcome(timeout)
         if outcome is None:
-            return None
+            return self._warm_ended()
+        if self._warm is not None and self._warm.owns(outcome.name):
+            lost = self._warm.pod_ended(outcome.name, loss_of(outcome))
+            self._finished.append((time.monotonic(), outcome.name))
+            if not lost:
+                return None
+            self._attempts[lost[0]] = self._watcher.attempt(outcome)
+            return Exited(lost[0], 1)
         run_id = next(r for r, name in self._jobs.items() if name == outcome.name)
         del self._jobs[run_id]
         self._pod_logs.stop(run_id)  # the whole log is written next
@@ -171,6 +261,21 @@ class KubernetesWorkers:
         self._finished.append((time.monotonic(), outcome.name))
         self._delete_finished(older_than=FINISHED_JOB_GRACE_S)
         return Exited(run_id, 0 if outcome.succeeded else 1)
+
+    def _warm_ended(self) -> Exited | None:
+        """A step a warm pod ran that ended (its log written, as a Job's is); pods idle
+        for too long are told to end meanwhile."""
+        if self._warm is None:
+            return None
+        ended = self._warm.next_ended()
+        if ended is None:
+            self._warm.idle_to_stop()
+            return None
+        run_id, log = ended
+        if log:
+            write_private(self._log_path(run_id), log)
+        failed = isinstance(self._warm.outcome_peek(run_id), WorkerLoss)
+        return Exited(run_id, 1 if failed else 0)
 
     def _delete_finished(self, older_than: float) -> None:
         """Delete the Jobs whose outcome was read ``older_than`` seconds ago or earlier
@@ -184,6 +289,10 @@ class KubernetesWorkers:
 
     def kill(self, key: str) -> None:
         self._refused.pop(key, None)
+        if self._warm is not None and self._warm.runs(key):
+            name = self._warm.kill(key)
+            if name is not None:
+                self._watcher.delete(name)
         name = self._jobs.pop(key, None)
         if name is not None:
             self._watcher.delete(name)
@@ -191,6 +300,11 @@ class KubernetesWorkers:
 
     def close(self) -> None:
         try:
+            for name, busy in self._warm.close() if self._warm is not None else ():
+                if self._cluster.keep_finished_jobs and not busy:  # they end on their own
+                    self._watcher.forget(name)
+                else:
+                    self._watcher.delete(name)
             for key in list(self._jobs):
                 self.kill(key)
             self._delete_finished(older_than=0.0)
@@ -209,12 +323,23 @@ class KubernetesWorkers:
 
     def attempt(self, key: str) -> dict[str, Any] | None:
         """The pod the run ``key`` just ended in (``sematic.core.usage``), once."""
+        if self._warm is not None and key not in self._attempts:
+            warm = self._warm.attempt(key)
+            pod = None if warm is None else self._watcher.pod_of(warm["job"])
+            if warm is None or pod is None:
+                return warm
+            from sematic.kubernetes.watcher import pod_attempt
+
+            admitted = pod_attempt(pod)  # the pod as admitted: resources, image digest
+            return {**warm, **{k: v for k, v in admitted.items() if k not in _STEP_OWN}}
         return self._attempts.pop(key, None)
 
     def result(self, job: WorkerJob, exited: Exited) -> WorkerResult | WorkerLoss:
         refused = self._refused.pop(exited.key, None)
         if refused is not None:
             return refused
+        if self._warm is not None and self._warm.ended(exited.key):
+            return self._warm.outcome(exited.key)
         outcome = self._outcomes.pop(exited.key)
         if outcome.termination_message:
             try:

@@ -14,6 +14,7 @@ from sematic.core.future import Future
 from sematic.core.images import ImageMap, called_from, functions_of
 from sematic.core.resources import KubernetesRequirements
 from sematic.kubernetes.manifests import ClusterSettings
+from sematic.kubernetes.warm import WarmPods
 from sematic.resolvers.driver import DriverSpec, kubernetes_placement, record_root, start_driver
 from sematic.resolvers.settings import (
     LocalSettings,
@@ -47,6 +48,11 @@ class CloudResolver:
       take each ``inline=False`` function's pod (and the driver's): ``"error"`` (default)
       refuses the pipeline naming each function, requirement and node; ``"warn"`` prints
       the same and goes on (a cluster with an autoscaler grows nodes on demand); ``"off"``.
+    - ``warm_pods``: ``True`` (default) runs steps that share an image and Kubernetes
+      requirements one after another in pods kept up for a while (each step in a fresh
+      process); ``False`` gives every step a Job of its own; ``WarmPods(idle_seconds=...,
+      gpu_idle_seconds=...)`` says how long an idle pod is kept. A function decorated
+      with ``own_pod=True`` (or a call ``.set(own_pod=True)``) always gets its own Job.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class CloudResolver:
         unschedulable_after: float = 60.0,
         check_registry: bool = True,
         preflight: str = "error",
+        warm_pods: bool | WarmPods = True,
     ) -> None:
         if not isinstance(detach, bool):
             raise ConfigurationError(f"CloudResolver(detach=...) takes a bool, got {detach!r}")
@@ -82,6 +89,13 @@ class CloudResolver:
                 f"CloudResolver(preflight=...) takes one of {', '.join(map(repr, PREFLIGHT_MODES))}"
                 f", got {preflight!r}"
             )
+        if isinstance(warm_pods, bool):
+            warm_pods = WarmPods(enabled=warm_pods)
+        if not isinstance(warm_pods, WarmPods):
+            raise ConfigurationError(
+                f"CloudResolver(warm_pods=...) takes True, False or a WarmPods, got {warm_pods!r}"
+            )
+        self.warm_pods = warm_pods
         self.preflight = preflight
         self.detach = detach
         self.images = images
@@ -109,6 +123,7 @@ class CloudResolver:
                 script=script,
                 unschedulable_after=self.unschedulable_after,
                 preflight=self.preflight,
+                warm=self.warm_pods,
             )
             return tracked.resolve(future, place)
         return self._submit_driver(future, settings, images, script)
@@ -140,6 +155,7 @@ class CloudResolver:
                 max_parallelism=self.max_parallelism,
                 unschedulable_after=self.unschedulable_after,
                 preflight=self.preflight,
+                warm=self.warm_pods.to_dict(),
             ),
             server_url=self.cluster.server_url or settings.server_url,
             api_key=settings.api_key,

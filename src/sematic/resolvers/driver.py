@@ -36,6 +36,7 @@ from sematic.kubernetes.manifests import (
     job_manifest,
     label_value,
 )
+from sematic.kubernetes.warm import WarmPods
 from sematic.kubernetes.workers import WORKER, KubernetesWorkers
 from sematic.resolvers.recording import RunRecorder
 from sematic.resolvers.settings import LocalSettings, pod_name_from_environment
@@ -44,6 +45,7 @@ from sematic.resolvers.tracked import Place, Placement, TrackedResolution
 
 if TYPE_CHECKING:
     from sematic.storage.http import HttpLogs
+    from sematic.storage.http.mailbox import HttpMailbox
 
 DRIVER_HOME = "/tmp/sematic"
 
@@ -60,6 +62,7 @@ class DriverSpec:
     max_parallelism: int
     unschedulable_after: float
     preflight: str = "error"  # CloudResolver(preflight=...), for steps found while running
+    warm: dict[str, Any] | None = None  # CloudResolver(warm_pods=...) (None: the defaults)
     # A rerun started by the server: the pipeline it reruns, and the run to rerun from
     # (None: all of it).
     rerun_of: str | None = None
@@ -161,6 +164,7 @@ def kubernetes_placement(
     script: str | None,
     unschedulable_after: float,
     preflight: str = "error",
+    warm: WarmPods | None = None,
 ) -> Place:
     """``inline=False`` functions as Jobs on ``images`` (every function the pipeline can
     reach must have its image), inline ones in this process."""
@@ -179,10 +183,21 @@ def kubernetes_placement(
             preflight=preflight,
             root_id=future.id,
             log_sink=_log_sink(settings),
+            warm=warm,
+            mailbox=_mailbox(settings) if warm is None or warm.enabled else None,
         )
         return Placement(workers, images)
 
     return place
+
+
+def _mailbox(settings: LocalSettings) -> HttpMailbox | None:
+    """Where warm pods get their steps and report them: the server's mailbox."""
+    if not settings.server_url:
+        return None
+    from sematic.storage.http.mailbox import HttpMailbox
+
+    return HttpMailbox(settings.server_url, settings.api_key)
 
 
 def _log_sink(settings: LocalSettings) -> HttpLogs | None:
@@ -209,6 +224,7 @@ def drive(spec: DriverSpec, settings: LocalSettings) -> None:
         script=spec.script,
         unschedulable_after=spec.unschedulable_after,
         preflight=spec.preflight,
+        warm=WarmPods.from_dict(spec.warm) if spec.warm is not None else None,
     )
     tracked = TrackedResolution(settings, spec.max_parallelism, progress=False, script=spec.script)
     print(f"driver: resolving {spec.root_id}", file=sys.stderr, flush=True)

@@ -1,22 +1,29 @@
-"""A live terminal display of a resolution: steps done, running, failed, elapsed time."""
+"""A live terminal display of a resolution: steps done, running, failed, elapsed time.
+
+rich is imported when a display is made: a resolver showing none (a driver pod, a
+resolver whose stderr is not a terminal) does without it.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
-
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from sematic.core.engine import Run, State
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
 
 
 class ProgressDisplay:
     """Prints the root run id at start, a live line while running, and a summary at the end."""
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 8) -> None:
+        from rich.console import Console
+
         # Bound to the stream of now: inline functions' output is teed to their logs later.
         self._console = console or Console(file=sys.stderr)
         self._live: Live | None = None
@@ -32,6 +39,8 @@ class ProgressDisplay:
         self._started = time.monotonic()
         self._console.print(f"[bold]sematic[/] resolving {name} — root run {root_id}")
         if self._console.is_terminal:
+            from rich.live import Live
+
             self._live = Live(self._line(), console=self._console, transient=True)
             self._live.start()
 
@@ -65,6 +74,8 @@ class ProgressDisplay:
         self._console.print(self._line(outcome))
 
     def _line(self, outcome: str = "running") -> Text:
+        from rich.text import Text
+
         c = self._counts
         elapsed = time.monotonic() - self._started
         text = (

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sematic.core.ports import ArtifactStore, MetadataStore
-from sematic.resolvers.settings import LocalSettings
+
+if TYPE_CHECKING:  # a worker needs no settings: importing them costs it some 10 ms
+    from sematic.resolvers.settings import LocalSettings
 
 __all__ = ["open_stores", "worker_artifact_store"]
 

@@ -3,6 +3,9 @@
 ``python -m sematic.worker --job-from-env`` reads the job (JSON) from the environment
 variable ``SEMATIC_WORKER_JOB`` instead: how a Kubernetes pod gets it.
 
+``python -m sematic.worker --warm-from-env`` is a warm worker pod: it runs, one after
+another, the steps its driver sends it (``sematic.worker.warm``).
+
 ``python -m sematic.worker --drive-from-env`` is the driver of a detached cloud pipeline
 (``SEMATIC_DRIVER``): it resolves the pipeline in the cluster it runs in.
 
@@ -29,6 +32,10 @@ def main(argv: list[str]) -> int:
     from sematic.core.jobs import WorkerJob
     from sematic.worker.run import run_job
 
+    if argv == ["--warm-from-env"]:
+        from sematic.worker.warm import serve_from_environment
+
+        return serve_from_environment()
     if argv == ["--drive-from-env"]:
         from sematic.worker.drive import drive_from_environment
 
@@ -41,7 +48,8 @@ def main(argv: list[str]) -> int:
         return run_job(WorkerJob.from_json(text))
     if len(argv) != 1:
         print(
-            "usage: python -m sematic.worker JOB_FILE | --job-from-env | --drive-from-env"
+            "usage: python -m sematic.worker JOB_FILE | --job-from-env | --warm-from-env"
+            " | --drive-from-env"
             " | --self-check",
             file=sys.stderr,
         )

@@ -14,8 +14,6 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-import cloudpickle
-
 from sematic.core import variables
 from sematic.core.context import RunContext
 from sematic.core.engine import Failed, ReturnedFuture, Succeeded
@@ -32,9 +30,9 @@ from sematic.storage.serialization import deserialize, serialize
 class _Pickles:
     """Where a result's pickles go: files beside the result, or (in a pod) the store."""
 
-    def __init__(self, job: WorkerJob, store: ArtifactStore | None) -> None:
+    def __init__(self, job: WorkerJob, store: ArtifactStore | None, in_pod: bool) -> None:
         self._result_path = Path(job.result_path)
-        self._in_pod = job.result_path == TERMINATION_LOG
+        self._in_pod = in_pod
         self._store = store
 
     def keep(self, kind: str, data: bytes) -> WorkerResult:
@@ -66,7 +64,10 @@ class _Pickles:
         return WorkerResult(kind="elsewhere", result_artifact=reference)
 
 
-def run_job(job: WorkerJob) -> int:
+def run_job(job: WorkerJob, *, in_pod: bool = False) -> int:
+    """Run ``job``; ``in_pod``: its pickles go to the store even though its result goes to
+    a file (a warm pod's step: the pod reports the result, its files vanish with it)."""
+    in_pod = in_pod or job.result_path == TERMINATION_LOG
     for entry in reversed(job.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -76,14 +77,14 @@ def run_job(job: WorkerJob) -> int:
             server_url=job.server_url,
             api_key=os.environ.get(variables.API_KEY) or None,
         ) as store:
-            pickles = _Pickles(job, store)
+            pickles = _Pickles(job, store, in_pod)
             try:
                 result = _run_with(job, pickles, store)
             except Exception as error:  # noqa: BLE001 - anything before the function ran
                 result = _failure(error, pickles)
             result = pickles.fit(result)
     except Exception as error:  # noqa: BLE001 - the store itself failed
-        result = _failure(error, _Pickles(job, None))
+        result = _failure(error, _Pickles(job, None, in_pod))
     _write(result, job.result_path)
     return 0
 
@@ -130,6 +131,8 @@ def _run_with(job: WorkerJob, pickles: _Pickles, store: ArtifactStore) -> Worker
             },
         )
     if isinstance(event, ReturnedFuture):
+        import cloudpickle  # only a nested future or a failure is pickled
+
         return replace(pickles.keep("future", cloudpickle.dumps(event.future)), kind="nested")
     assert isinstance(event, Failed)
     return _failure(event.error, pickles)
@@ -137,6 +140,8 @@ def _run_with(job: WorkerJob, pickles: _Pickles, store: ArtifactStore) -> Worker
 
 def _failure(error: BaseException, pickles: _Pickles) -> WorkerResult:
     try:
+        import cloudpickle
+
         kept = pickles.keep("error", cloudpickle.dumps(error))
     except Exception:  # noqa: BLE001 - unpicklable exception: keep its text only
         kept = WorkerResult(kind="")

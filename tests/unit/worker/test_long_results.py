@@ -28,7 +28,7 @@ def _long_result() -> WorkerResult:
 def test_a_long_result_in_a_pod_is_kept_in_the_store(tmp_path: Path) -> None:
     store = FsspecArtifactStore(str(tmp_path / "artifacts"))
     result = _long_result()
-    fitted = _Pickles(_job(TERMINATION_LOG), store).fit(result)
+    fitted = _Pickles(_job(TERMINATION_LOG), store, True).fit(result)
     assert fitted.kind == "elsewhere"
     assert len(fitted.to_json().encode()) <= TERMINATION_LIMIT
     reference = fitted.result_artifact
@@ -40,7 +40,7 @@ def test_a_long_result_in_a_pod_is_kept_in_the_store(tmp_path: Path) -> None:
 def test_a_short_result_or_a_process_result_is_left_as_it_is(tmp_path: Path) -> None:
     store = FsspecArtifactStore(str(tmp_path / "artifacts"))
     short = WorkerResult(kind="resolved", artifact={"id": "b" * 64, "summary": 3})
-    assert _Pickles(_job(TERMINATION_LOG), store).fit(short) == short
+    assert _Pickles(_job(TERMINATION_LOG), store, True).fit(short) == short
     long = _long_result()
-    assert _Pickles(_job(str(tmp_path / "result.json")), store).fit(long) == long
+    assert _Pickles(_job(str(tmp_path / "result.json")), store, False).fit(long) == long
     assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("*"))

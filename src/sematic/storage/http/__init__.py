@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from sematic.core.errors import StoreError
 from sematic.core.wire import MAX_LOG_BYTES
 from sematic.storage.http._connection import HttpConnection
+from sematic.storage.http._httpx import httpx
 from sematic.storage.http.artifacts import HttpArtifactStore
 from sematic.storage.http.metadata import HttpMetadataStore
 

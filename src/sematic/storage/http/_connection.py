@@ -15,14 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from sematic.core.errors import (
     ConfigurationError,
     InfrastructureError,
     SematicError,
     StoreError,
 )
+from sematic.storage.http._httpx import httpx
 
 API_PREFIX = "/api/v1"
 # Connecting fails fast (the server is down or the URL is wrong); answers may take a while
@@ -164,7 +163,7 @@ class HttpConnection:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=TIMEOUT)
+                    self._client = httpx.Client(timeout=TIMEOUT, **_tls(self.urls))
                 client = self._client
         return client
 
@@ -203,3 +202,17 @@ class HttpConnection:
         if status in (502, 503, 504):
             return InfrastructureError(message)
         return StoreError(message)
+
+
+def _tls(urls: list[str]) -> dict[str, Any]:
+    """How the client verifies TLS: as httpx does by default (the system's CA bundle, which
+    takes some 35 ms to load) unless no request can use TLS (every replica is ``http://``
+    and no proxy is configured); then a context that trusts no one, cheap to make: were it
+    ever used, verifying would fail rather than pass."""
+    from urllib.request import getproxies
+
+    if any(not url.startswith("http://") for url in urls) or getproxies():
+        return {}
+    import ssl
+
+    return {"verify": ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)}
