@@ -140,6 +140,8 @@ class WarmPools:
         """Run ``job`` (a ``WorkerJob`` as JSON data) in an idle pod of ``pool_key``, or in
         a new one: ``pod_manifest(job name, channel)`` is its Job."""
         if self._reader is None:
+            # A server without a mailbox (an older one) fails here, before any pod is made.
+            self._mailbox.read(self._results_channel, 0, limit=1)
             self._reader = threading.Thread(target=self._read_results, daemon=True,
                                             name="sematic-warm-results")  # fmt: skip
             self._reader.start()
@@ -219,7 +221,7 @@ class WarmPools:
 
     def kill(self, run_id: str) -> str | None:
         """Stop the step of ``run_id``: its pod goes with it (the name of the Job to delete)."""
-        ticket = self._tickets.pop(run_id, None)
+        ticket = self._tickets.get(run_id)
         self._outcomes.pop(run_id, None)
         self._attempts.pop(run_id, None)
         if ticket is None:
@@ -255,8 +257,10 @@ class WarmPools:
                     self._mailbox.post(pod.channel, {"kind": "stop"})
         self._pods.clear()
         self._pools.clear()
-        with contextlib.suppress(Exception):  # old messages expire on the server
-            self._mailbox.drop(self._prefix)
+        # The pods' channels are left for them to read "stop" (the server deletes messages
+        # a day old); no one reads the results any more.
+        with contextlib.suppress(Exception):
+            self._mailbox.drop(self._results_channel)
         self._mailbox.close()
         return pods
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +17,7 @@ from sematic.core.engine import Execute
 from sematic.core.errors import (
     ConfigurationError,
     FunctionTimeoutError,
+    StoreError,
     WorkerFailedError,
     WorkerLostError,
 )
@@ -157,8 +159,12 @@ class KubernetesWorkers:
             self._refused[run.id] = WorkerLoss(f"was not submitted: {why}", ConfigurationError)
             return
         if self._warm is not None and not props.own_pod:
-            self._start_warm(command, pod_job, plain, secret_env, manifest)
-            return
+            try:
+                self._start_warm(command, pod_job, plain, secret_env, manifest)
+                return
+            except StoreError as error:  # e.g. a server without a mailbox: a Job each
+                print(f"warning: warm pods are off for this pipeline: {error}", file=sys.stderr)
+                self._warm = None
         self._watcher.submit(manifest)
         self.jobs_created += 1
         self._jobs[run.id] = name
