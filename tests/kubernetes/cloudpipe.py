@@ -138,3 +138,9 @@ def die(x: int, seconds: float) -> int:
 def doomed_pipeline(x: int, seconds: float) -> int:
     """A long step in a Job while an inline step kills the driver: run it detached only."""
     return count([slow(x, 600.0), die(x, seconds)])
+
+
+@sematic.func
+def own_pod_pipeline(x: int) -> list[int]:
+    """Two squares: one in a pod of its own (``own_pod``), one wherever it may go."""
+    return [square(x).set(own_pod=True), square(x + 1)]

@@ -265,6 +265,19 @@ def test_parity_same_value_and_artifact_ids_under_every_resolver(
     assert len(local_runs) == len(cloud_runs) + 4  # five square runs share one name
 
 
+def test_a_step_set_own_pod_gets_a_job_of_its_own(cloud: Cloud, tmp_path: Path) -> None:
+    import cloudpipe
+
+    future = cloudpipe.own_pod_pipeline(2)
+    assert future.resolve(cloud.resolver(tmp_path, detach=False)) == [4, 9]
+    graph = httpx.get(f"{cloud.server.url}/api/v1/runs/{future.id}/graph").json()["runs"]
+    attempts = [r["execution"]["attempts"][0] for r in graph if r["name"] == "square"]
+    kinds = sorted("warm" if a.get("warm") else "own" for a in attempts)
+    assert kinds == (["own", "warm"] if cloud.warm else ["own", "own"])
+    own = [a for a in attempts if not a.get("warm")]
+    assert all(re.fullmatch(r"sematic-[a-z0-9]+-1", a["job"]) for a in own), own
+
+
 def test_bad_settings_are_refused_before_anything_is_submitted(
     cloud: Cloud, tmp_path: Path
 ) -> None:

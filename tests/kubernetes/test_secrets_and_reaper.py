@@ -146,7 +146,8 @@ def test_a_detached_pipeline_gets_the_key_from_a_secret_deleted_with_its_driver(
     assert KEY not in everything and base64.b64encode(KEY.encode()).decode() not in everything
     jobs = cloud.jobs(f"sematic.dev/root-id={_label(root_id)}")
     roles = sorted(job.metadata.labels["sematic.dev/role"] for job in jobs)
-    assert roles == ["driver", "worker", "worker", "worker", "worker"]  # kept: 3 squares, total
+    # Kept: the driver, and the warm pods the 3 squares and the total ran in (two pools)
+    assert roles[0] == "driver" and set(roles[1:]) == {"warm"} and 2 <= len(roles) - 1 <= 4
     secret_name = key_secret_name(root_id)
     for job in jobs:
         (container,) = job.spec.template.spec.containers
