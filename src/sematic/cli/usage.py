@@ -93,7 +93,9 @@ def pod_details(run: RunRecord, prices: Prices | None) -> Iterator[str]:
         image = attempt.get("image") or "?"
         if attempt.get("image_digest"):
             image += f" ({attempt['image_digest']})"
-        yield f"  attempt {number}: Job {attempt.get('job')}, pod {attempt.get('pod')}, on {node}"
+        warm = " (warm pod)" if attempt.get("warm") else ""
+        yield (f"  attempt {number}: Job {attempt.get('job')}{warm}, pod {attempt.get('pod')}, "
+               f"on {node}")  # fmt: skip
         yield f"    image {image}"
         yield (
             f"    requests {_resources(attempt.get('requests'))}; "

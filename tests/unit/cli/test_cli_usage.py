@@ -24,9 +24,9 @@ EVICTED = {
     "events": [{"at": 990.0, "reason": "FailedScheduling", "count": 3,
                 "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}],
 }  # fmt: skip
-SUCCEEDED = dict(
-    EVICTED, job="sematic-aaaa-2", pod="sematic-aaaa-2-y2", started_at=2000.0,
-    finished_at=2120.0, ended="Succeeded", exit_code=0, message=None, events=[],
+SUCCEEDED = dict(  # the retry, in a warm pod
+    EVICTED, job="sematic-warm-aaaa-2", pod="sematic-warm-aaaa-2-y2", started_at=2000.0,
+    finished_at=2120.0, ended="Succeeded", exit_code=0, message=None, events=[], warm=True,
 )  # fmt: skip
 
 
@@ -77,7 +77,8 @@ def test_runs_all_shows_each_attempt_of_a_kubernetes_job(pipeline_in_pods: str) 
     assert "attempt 1: Job sematic-aaaa-1, pod sematic-aaaa-1-x1, on node-1 (g4dn.xlarge)" in text
     assert "ended Evicted" in text and "the pod was evicted: low on disk" in text
     assert "FailedScheduling (x3): 0/1 nodes are available: 1 Insufficient nvidia.com/gpu." in text
-    assert "attempt 2: Job sematic-aaaa-2" in text and "ended Succeeded (exit code 0)" in text
+    assert "attempt 2: Job sematic-warm-aaaa-2 (warm pod), pod sematic-warm-aaaa-2-y2" in text
+    assert "ended Succeeded (exit code 0)" in text
     assert "requests cpu=2 memory=4Gi; limits memory=4Gi nvidia.com/gpu=1" in text
     assert "sha256:" + "1" * 64 in text
     assert "Kubernetes job step_a" not in text  # it ran in a process: its duration says it

@@ -27,7 +27,7 @@ function attemptView(attempt, number) {
       : "never started";
   const node = attempt.node ? attempt.node + (attempt.node_type ? ` (${attempt.node_type})` : "") : "no node";
   const rows = [
-    ["Job", attempt.job],
+    ["Job", attempt.warm ? `${attempt.job} (a warm pod: the step ran in a process of its own)` : attempt.job],
     ["Pod", attempt.pod],
     ["Node", node],
     ["Image", attempt.image_digest ? `${attempt.image} (${attempt.image_digest})` : attempt.image],
