@@ -48,6 +48,7 @@ def test_a_plain_job_runs_once_with_the_image_command_and_environment() -> None:
     assert container["env"] == [
         {"name": "SEMATIC_SERVER_URL", "value": "http://s"}, {"name": "A", "value": "b"},
         {"name": "SEMATIC_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "SEMATIC_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
     ]  # fmt: skip
     assert container["resources"] == {} and spec["nodeSelector"] == {}
 
