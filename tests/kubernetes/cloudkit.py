@@ -128,14 +128,13 @@ def label(run_id: str) -> str:
 
 
 def wait_running(cloud: Cloud, root_id: str, name: str, timeout: float = 90) -> str:
-    """The run id of ``name`` once its pod runs."""
+    """The run id of ``name`` once its pod runs (a warm pod: once its log says it started
+    the step)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = cloud.graph(root_id).get(name)
-        if run is not None:
-            pods = cloud.pods(f"sematic.dev/run-id={label(run['id'])}")
-            if pods and pods[0].status.phase == "Running":
-                return str(run["id"])
+        if run is not None and _running(cloud, root_id, str(run["id"])):
+            return str(run["id"])
         time.sleep(0.25)
     pytest.fail(f"{name} of {root_id} is not running after {timeout} s: {cloud.graph(root_id)}")
 
@@ -162,3 +161,17 @@ def cloud_on(
         sys.path.remove(str(project))
         unlabel_node(api)
         api.close()
+
+
+def _running(cloud: Cloud, root_id: str, run_id: str) -> bool:
+    pods = cloud.pods(f"sematic.dev/run-id={label(run_id)}")
+    if pods:
+        return bool(pods[0].status.phase == "Running")
+    core: Any = client.CoreV1Api(cloud.api)
+    for pod in cloud.pods(f"sematic.dev/role=warm,sematic.dev/root-id={label(root_id)}"):
+        if pod.status.phase != "Running":
+            continue
+        with contextlib.suppress(client.ApiException):
+            if f"(run {run_id})" in core.read_namespaced_pod_log(pod.metadata.name, "default"):
+                return True
+    return False

@@ -98,7 +98,10 @@ def test_each_inline_false_function_runs_in_a_job_on_its_base(cloud: Cloud, tmp_
         assert "Scheduled" in [event["reason"] for event in attempt["events"]]
     seconds = attempt["finished_at"] - attempt["started_at"]
     usage = runs["featurize"]["execution"]["usage"]
-    assert usage["seconds"] == pytest.approx(seconds, abs=1e-3) and seconds > 0
+    assert usage["seconds"] == pytest.approx(seconds, abs=1e-3)
+    # A warm pod's step times itself; a container's times are whole seconds (a step that
+    # starts and ends within one second counts 0).
+    assert seconds > 0 if cloud.warm else seconds >= 0
     assert usage["cpu_seconds"] == pytest.approx(0.1 * seconds, abs=1e-3)
     assert usage["memory_gib_seconds"] == pytest.approx(seconds / 16, abs=1e-3)  # 64Mi
     assert runs["train_model"]["execution"]["attempts"][0]["node_type"] == "g4dn.xlarge"

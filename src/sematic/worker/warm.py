@@ -107,6 +107,7 @@ def run_step(
     result_path = folder / f"{ticket}.json"
     log_path = folder / f"{ticket}.log"
     killed_before = _oom_kills()
+    print(f"warm pod: step {job.function_path} (run {job.run_id})", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     started = time.time()
