@@ -23,6 +23,7 @@ Usage: .venv/bin/python benchmarks/cloud_resolver.py [--chain 5] [--warm-chain 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -211,6 +212,10 @@ class _PodCounter:
         self._thread = threading.Thread(target=self._follow, daemon=True)
 
     def _follow(self) -> None:
+        with contextlib.suppress(Exception):  # the watch's stream ends when it is stopped
+            self._follow_events()
+
+    def _follow_events(self) -> None:
         for event in self._watch.stream(self._core.list_namespaced_pod, "default",  # type: ignore[no-untyped-call]
                                         label_selector=self._selector):  # fmt: skip
             self.names.add(event["object"].metadata.name)
