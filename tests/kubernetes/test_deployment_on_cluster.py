@@ -572,7 +572,9 @@ def test_a_pipeline_through_both_replicas_survives_a_replica_restart_on_postgres
             assert time.monotonic() < deadline, [job.status for job in jobs]
             time.sleep(0.5)
         roles = sorted(job.metadata.labels[ROLE_LABEL] for job in jobs)
-        assert roles == ["driver", "worker", "worker"], roles  # featurize, train_model
+        # featurize and train_model, each in a warm pod of its image's pool, through the
+        # mailbox of both replicas (the restart included)
+        assert roles == ["driver", "warm", "warm"], roles
         for job in jobs:
             assert job.status.succeeded == 1 and not job.status.failed, job.status
 
