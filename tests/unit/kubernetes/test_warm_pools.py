@@ -168,3 +168,38 @@ def test_a_pod_whose_job_ended_loses_its_step_and_a_killed_step_takes_its_pod(
     assert pools.outcome("lost") is gone and not pools.runs("lost")
     assert pools.kill("killed") == killed_job and not pools.runs("killed")
     assert pools.close() == []  # both pods gone with their steps
+
+
+def test_a_pod_holding_gpus_is_stopped_after_gpu_idle_seconds(
+    server: Server, code: FsspecArtifactStore
+) -> None:
+    woken = threading.Event()
+    pods = _Pods(server)
+    pools = WarmPools(HttpMailbox(server.url), "root3",
+                      WarmPods(idle_seconds=60, gpu_idle_seconds=0.3), woken.set)  # fmt: skip
+
+    def start(run_id: str, gpu: bool) -> None:
+        def manifest(name: str, channel: str) -> dict[str, Any]:
+            made = pods.manifest(name, channel, pools.results_channel)
+            if gpu:
+                container = made["spec"]["template"]["spec"]["containers"][0]
+                container["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+            return made
+
+        pools.start(run_id, _job(code, run_id, 0.0), {}, pool_key("img", gpu), manifest,
+                    pods.submit)  # fmt: skip
+
+    try:
+        start("on-gpu", gpu=True)
+        start("on-cpu", gpu=False)
+        _wait_ended(pools, woken, 2)
+        time.sleep(0.5)
+        (stopped,) = pools.idle_to_stop()  # only the GPU pod: its idle time is shorter
+        gpu_job = next(n for n in pods.threads if n.endswith("-0"))
+        assert stopped == gpu_job
+    finally:
+        pools.close()
+        for thread in pods.threads.values():
+            thread.join(timeout=30)
+        for each in pods.mailboxes:
+            each.close()
