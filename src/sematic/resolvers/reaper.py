@@ -127,8 +127,10 @@ def _doomed(job: JobState, orphaned: bool, finished: bool, keep_finished: bool) 
     keep_finished = keep_finished or job.keep
     if orphaned:  # everything goes, but finished Jobs kept for debugging
         return not (done and keep_finished)
-    if finished:  # left by a finished pipeline: a driver still running may be exiting
-        return (done and not keep_finished) or (not done and job.role != "driver")
+    if finished:  # left by a finished pipeline: a driver still running may be exiting, and
+        # a kept warm pod is ending (told to stop; else once its driver is silent 10 min)
+        exiting = job.role == "driver" or (job.role == "warm" and keep_finished)
+        return (done and not keep_finished) or (not done and not exiting)
     return False
 
 

@@ -92,6 +92,10 @@ def test_what_finished_pipelines_left_is_removed_unless_kept() -> None:
     exiting = plan(jobs=[_driver(DONE, ACTIVE)], secrets={}, roots={DONE: done}, driven=[],
                    now=NOW)  # fmt: skip
     assert exiting.jobs == []  # a driver that recorded the end may still be exiting
+    warm = [_job("warm-0", DONE, ACTIVE, role="warm")]  # told to stop, ending
+    assert plan(jobs=warm, secrets={}, roots={DONE: done}, driven=[], now=NOW).jobs == ["warm-0"]
+    kept_warm = [dataclasses.replace(job, keep=True) for job in warm]
+    assert plan(jobs=kept_warm, secrets={}, roots={DONE: done}, driven=[], now=NOW).jobs == []
 
 
 class FakeNamespace:
