@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -42,6 +43,7 @@ class RunRow(Base):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_updated_at", "updated_at"),
         Index("ix_runs_submitted_by", "submitted_by"),
+        Index("ix_runs_parent_function_state", "parent_id", "function_path", "state"),
     )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -157,6 +159,17 @@ class MailboxRow(Base):
     created_at: Mapped[float] = mapped_column(Double)
 
 
+class SmallPayloadRow(Base):
+    """The bytes of a value under the packing threshold (``sematic.storage.packed``),
+    by artifact id: kept here rather than as one file or object each."""
+
+    __tablename__ = "small_payloads"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 # The same tables for Core statements (bulk writes and reads never build ORM objects).
 runs = Base.metadata.tables["runs"]
 run_transitions = Base.metadata.tables["run_transitions"]
@@ -165,3 +178,4 @@ edges = Base.metadata.tables["edges"]
 cancel_requests = Base.metadata.tables["cancel_requests"]
 api_keys = Base.metadata.tables["api_keys"]
 mailbox = Base.metadata.tables["mailbox"]
+small_payloads = Base.metadata.tables["small_payloads"]
