@@ -127,9 +127,15 @@ class MetadataStore(Protocol):
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        after: tuple[float, str] | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[RunRecord]: ...
+    ) -> list[RunRecord]:
+        """Matching runs, newest first (ties: greater id first); ``after`` is the
+        ``(created_at, id)`` of the previous page's last run."""
+        ...
 
     def count_runs(
         self,
@@ -139,7 +145,12 @@ class MetadataStore(Protocol):
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
-    ) -> int: ...
+        root_id: str | None = None,
+        in_pods: bool = False,
+        cap: int | None = None,
+    ) -> int:
+        """How many runs ``list_runs`` would list; with ``cap``, at most ``cap``."""
+        ...
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]: ...
 
@@ -152,7 +163,12 @@ class MetadataStore(Protocol):
     def find_cached_output(self, cache_key: str) -> str | None: ...
 
     def changed_runs(
-        self, *, since: float, root_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        since: float,
+        root_id: str | None = None,
+        limit: int = 1000,
+        after_id: str | None = None,
     ) -> list[RunRecord]: ...
 
     def request_cancel(self, root_id: str, reason: str) -> None: ...

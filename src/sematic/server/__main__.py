@@ -49,6 +49,7 @@ from sematic.server.app import create_app
 from sematic.server.guard import LOOPBACK, local_hosts
 from sematic.server.writes import DEFAULT_MAX_PAYLOAD_BYTES
 from sematic.storage.artifacts import FsspecArtifactStore
+from sematic.storage.packed import PackedArtifactStore
 from sematic.storage.sql.store import SqlMetadataStore
 from sematic.storage.webhooks import WebhookStore
 
@@ -190,7 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(
             metadata=metadata,
             stopping=stopping,
-            artifacts=FsspecArtifactStore(args.artifact_url),
+            # Payloads up to the threshold are packed in the database, larger ones streamed.
+            artifacts=PackedArtifactStore(
+                FsspecArtifactStore(args.artifact_url),
+                database.small_payloads(),
+                settings.small_payload_bytes,
+            ),
             logs_dir=settings.logs,
             api_key=api_key,
             start_rerun=start_rerun,
@@ -200,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_keys=None if api_key is None else database.api_keys(),
             # Warm worker pods and their driver exchange steps and results through it.
             mailbox=database.mailbox(),
+            # Large pipelines' graphs are folded and paged from its index.
+            run_graph=database.run_graph(),
         )
         # On SIGTERM, requests in flight (a write) get up to GRACE_S to finish, within
         # Kubernetes' default 30 s termination grace period; event streams end at once.

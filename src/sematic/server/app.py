@@ -38,7 +38,6 @@ from starlette.staticfiles import StaticFiles
 
 import sematic
 from sematic.core import wire
-from sematic.core.engine import State
 from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
@@ -50,23 +49,21 @@ from sematic.core.files import private_folder, private_opener, write_private
 from sematic.core.ports import ApiKeyStore, Mailbox, MetadataStore, StreamingArtifactStore
 from sematic.core.records import ArtifactRecord, RunRecord
 from sematic.server import bodies, guard, keys, openapi, writes
+from sematic.server import graph as graph_routes
 from sematic.server import mailbox as mailbox_routes
 from sematic.server.bodies import JSONResponse
+from sematic.server.listing import run_page
 from sematic.server.metrics import ServerMetrics
 from sematic.server.params import artifact_id as artifact_id_param
-from sematic.server.params import integer, text
+from sematic.server.params import integer
 from sematic.server.params import run_id as run_id_param
 from sematic.server.steering import RerunStarter, Steering
 from sematic.storage.serialization import verify
 
 PREFIX = "/api/v1"
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 50
-STATES = frozenset(state.value for state in State)
 # A log appended to (a pod's, followed live) takes at most this much a request.
 MAX_LOG_APPEND_BYTES = 1024 * 1024
 LOG_SIZE_HEADER = "X-Log-Size"
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _UI = Path(__file__).parent / "ui"
 
 
@@ -103,66 +100,12 @@ class _Api:
         return JSONResponse(openapi.document(PREFIX))
 
     def list_runs(self, request: Request) -> Response:
-        params = request.query_params
-        limit = _integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _integer(params, "offset", 0, 0, None)
-        state = params.get("status") or None
-        if state is not None and state.upper() not in STATES:
-            raise HTTPException(
-                400, f"Unknown status {state!r}; expected one of {', '.join(sorted(STATES))}."
-            )
-        root_only = params.get("root_only", "false").lower()
-        if root_only not in _BOOLEANS:
-            raise HTTPException(400, f"root_only must be true or false, not {root_only!r}.")
-        status = None if state is None else state.upper()
-        name = text(params, "name")
-        tag = text(params, "tag")
-        user = text(params, "submitted_by")
-        root = _BOOLEANS[root_only]
-        runs = self.metadata.list_runs(
-            status=status,
-            name=name,
-            tag=tag,
-            root_only=root,
-            submitted_by=user,
-            limit=limit,
-            offset=offset,
-        )
-        total = self.metadata.count_runs(
-            status=status, name=name, tag=tag, root_only=root, submitted_by=user
-        )
-        return JSONResponse(
-            {
-                "runs": [wire.run_json(run) for run in runs],
-                "limit": limit,
-                "offset": offset,
-                "total": total,
-            }
-        )
+        """One page of runs: see ``sematic.server.listing``."""
+        return JSONResponse(run_page(self.metadata, request.query_params))
 
     def get_run(self, request: Request) -> Response:
         run = self._run(request.path_params["run_id"])
         return JSONResponse(wire.run_detail_json(run, self.metadata.transitions_of(run.id)))
-
-    def graph(self, request: Request) -> Response:
-        root_id = self._run(request.path_params["run_id"]).root_id
-        runs = self.metadata.runs_of_root(root_id)
-        edges = self.metadata.edges_of_root(root_id)
-        ids = {edge.artifact_id for edge in edges}
-        for run in runs:
-            ids.update(run.inputs.values())
-            if run.output is not None:
-                ids.add(run.output)
-        return JSONResponse(
-            {
-                "root_id": root_id,
-                "runs": [wire.run_json(run) for run in runs],
-                "artifacts": [
-                    wire.artifact_json(a) for a in self.metadata.get_artifacts(sorted(ids))
-                ],
-                "edges": [wire.edge_json(edge) for edge in edges],
-            }
-        )
 
     def get_artifact(self, request: Request) -> Response:
         return JSONResponse(wire.artifact_json(self._artifact(request.path_params["artifact_id"])))
@@ -276,10 +219,6 @@ def _append_log(path: Path, offset: int, data: bytes) -> tuple[bool, int]:
         return True, size + len(data)
 
 
-def _integer(params: Any, name: str, default: int, low: int, high: int | None) -> int:
-    return integer(params, name, default, low, *(() if high is None else (high,)))
-
-
 def _error(status: int) -> Callable[[Request, Exception], Response]:
     def handle(_request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=status)
@@ -308,6 +247,7 @@ def create_app(
     api_keys: ApiKeyStore | None = None,
     stopping: threading.Event | None = None,
     mailbox: Mailbox | None = None,
+    run_graph: graph_routes.RunGraph | None = None,
 ) -> Starlette:
     """The API application. The caller owns (and closes) ``metadata``.
 
@@ -319,7 +259,9 @@ def create_app(
     besides ``api_key`` (the bootstrap admin key), managed under ``/keys``; only with an
     ``api_key``. ``stopping``: set when the server shuts down (event streams and long
     polls then end). ``mailbox``: the channels served under ``/mailbox``
-    (``sematic.server.mailbox``); None: those routes answer 404.
+    (``sematic.server.mailbox``); None: those routes answer 404. ``run_graph``: the index
+    a pipeline's graph is folded and paged with (``sematic.server.graph``); None: only the
+    whole graph is served.
     """
     api_key = api_key or None
     api = _Api(metadata, artifacts, logs_dir, api_key)
@@ -346,7 +288,7 @@ def create_app(
         Route(f"{PREFIX}/openapi.json", api.openapi, methods=["GET"]),
         Route(f"{PREFIX}/runs", api.list_runs, methods=["GET"]),
         Route(f"{PREFIX}/runs/{{run_id}}", api.get_run, methods=["GET"]),
-        Route(f"{PREFIX}/runs/{{run_id}}/graph", api.graph, methods=["GET"]),
+        *graph_routes.routes(PREFIX, metadata, run_graph),
         Route(f"{PREFIX}/runs/{{run_id}}/logs", api.logs, methods=["GET"]),
         Route(f"{PREFIX}/runs/{{run_id}}/logs", api.put_logs, methods=["PUT"]),
         Route(f"{PREFIX}/artifacts/{{artifact_id}}", api.get_artifact, methods=["GET"]),

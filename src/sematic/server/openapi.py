@@ -19,6 +19,15 @@ import sematic
 from sematic.core import wire
 from sematic.core.engine import State
 from sematic.core.records import INT64_MAX
+from sematic.server.graph import (
+    DEFAULT_BINS,
+    DEFAULT_CHILDREN_LIMIT,
+    MAX_BINS,
+    MAX_CHILDREN_LIMIT,
+    MAX_DEPTH,
+    MAX_FOLD,
+    ORDERS,
+)
 from sematic.server.keys import CreatedKey, KeyId, KeyList, KeyRequest
 from sematic.server.mailbox import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH, MAX_LIMIT, MAX_WAIT_S
 from sematic.server.params import ArtifactId, RunId
@@ -41,12 +50,15 @@ class RunDetail(Run):
 
 
 class RunPage(BaseModel):
-    """One page of runs, newest first, and how many runs match in all."""
+    """One page of runs, newest first (ties: greater id first), and how many runs match:
+    ``total`` is exact when ``total_exact``, else it is 10,000 and more match."""
 
     runs: list[Run]
     limit: int
     offset: int
     total: int
+    total_exact: bool
+    next_cursor: str | None
 
 
 class Graph(BaseModel):
@@ -254,23 +266,46 @@ def _read_operations() -> dict[str, dict[str, Any]]:
         ),
         "get /runs": _op(
             "Runs, newest first, filtered and paginated.",
+            description="Newest first, ties by greater id first. The next page is asked for "
+            "with the page's ``next_cursor`` (null on the last page) as ``cursor``: as fast "
+            "deep in the listing as on its first page. ``total`` counts the matching runs up "
+            "to 10,000 (``total_exact`` false beyond: show 10,000+) unless ``exact_total`` "
+            "asks for a count of them all. Every filter but ``tag`` is served by an index.",
             errors=(400, 503),
             ok=_answer("One page of runs", _json("RunPage")),
             parameters=[
                 _query("status", _ref("State"), "Only runs in this state (any case)."),
                 _query("name", _TEXT, "Only runs of functions with this name."),
-                _query("tag", _TEXT, "Only runs carrying this tag."),
+                _query("tag", _TEXT, "Only runs carrying this tag (a scan: not indexed)."),
                 _query("root_only", {"type": "boolean", "default": False}, "Only pipelines."),
                 _query("submitted_by", _TEXT, "Only runs submitted by this user."),
+                _query("root_id", _schema(RunId), "Only the runs of this pipeline."),
+                _query(
+                    "in_pods",
+                    {"type": "boolean", "default": False},
+                    "Only runs that ran in a pod (an execution recorded).",
+                ),
                 _query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                     "Page size.",
                 ),
                 _query(
+                    "cursor",
+                    _TEXT,
+                    "Start after the run this cursor names: a ``next_cursor`` this server "
+                    "gave. Any other value is a 400.",
+                ),
+                _query(
                     "offset",
-                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
-                    "Runs to skip.",
+                    {"type": "integer", "minimum": 0, "maximum": 10_000, "default": 0},
+                    "Runs to skip (after the cursor, if any); each one skipped is read: "
+                    "use the cursor to go further.",
+                ),
+                _query(
+                    "exact_total",
+                    {"type": "boolean", "default": False},
+                    "Count every matching run (a scan of them all), not only up to 10,000.",
                 ),
             ],
         ),
@@ -280,9 +315,80 @@ def _read_operations() -> dict[str, dict[str, Any]]:
             ok=_answer("The run", _json("RunDetail")),
         ),
         "get /runs/{run_id}/graph": _op(
-            "Runs, edges and artifact descriptions of the pipeline of this run.",
-            errors=(404, 503),
-            ok=_answer("The whole pipeline", _json("Graph")),
+            "Runs, edges and artifact descriptions of the pipeline of this run; folded "
+            "with fold=N.",
+            errors=(400, 404, 503),
+            description="Without fold: every run, edge and artifact. With fold=N: the "
+            "children of one parent that run one function, N or more, are one group (counts "
+            "by state); edges to hidden runs are merged onto the node that shows them; levels "
+            "past depth (or past about 2,000 runs) are cut, a cut run's children counted "
+            "in 'nested'; parent=P gives P's subtree. Folded answers carry an ETag (304 to "
+            "If-None-Match while nothing changed).",
+            ok=_answer("The pipeline", _content({"type": "object"})),
+            parameters=[
+                _query(
+                    "fold",
+                    {"type": "integer", "minimum": 2, "maximum": MAX_FOLD},
+                    "Fold siblings of one function once there are this many.",
+                ),
+                _query(
+                    "depth",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_DEPTH},
+                    "With fold: list runs down to this many levels below the top.",
+                ),
+                _query("parent", _schema(RunId), "With fold: only this run's subtree."),
+                _query(
+                    "fold_above",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_FOLD, "default": 0},
+                    "With fold: fold only a pipeline of more than this many runs.",
+                ),
+            ],
+        ),
+        "get /runs/{run_id}/children": _op(
+            "The direct children of a run, a page at a time, failed first.",
+            errors=(400, 404, 503),
+            ok=_answer("One page of children and their total", _content({"type": "object"})),
+            parameters=[
+                _query("function", _TEXT, "Only children of this function (a group)."),
+                _query("status", _ref("State"), "Only children in this state (any case)."),
+                _query(
+                    "order",
+                    {"type": "string", "enum": list(ORDERS), "default": ORDERS[0]},
+                    "failed-first: failed, then unfinished, then the rest, each state oldest "
+                    "first; created: oldest first.",
+                ),
+                _query(
+                    "offset",
+                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
+                    "Children to skip.",
+                ),
+                _query(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_CHILDREN_LIMIT,
+                        "default": DEFAULT_CHILDREN_LIMIT,
+                    },
+                    "Page size.",
+                ),
+            ],
+        ),
+        "get /runs/{run_id}/children/summary": _op(
+            "Counts of a run's children by state and function, and their durations.",
+            errors=(400, 404, 503),
+            ok=_answer(
+                "Counts, and min, max, p50, p95 and a histogram of durations (seconds)",
+                _content({"type": "object"}),
+            ),
+            parameters=[
+                _query("function", _TEXT, "Only children of this function (a group)."),
+                _query(
+                    "bins",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_BINS, "default": DEFAULT_BINS},
+                    "Histogram bins.",
+                ),
+            ],
         ),
         "get /runs/{run_id}/logs": _op(
             "The worker log of a run (from a byte offset: what follows it).",
@@ -404,6 +510,11 @@ def _write_operations() -> dict[str, dict[str, Any]]:
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 1000},
                     "At most this many.",
+                ),
+                _query(
+                    "after_id",
+                    _schema(RunId),
+                    "Also runs updated at 'since' exactly with a larger id (the next page).",
                 ),
             ],
         ),

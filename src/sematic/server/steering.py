@@ -125,19 +125,23 @@ class Steering:
         self, request: Request, root_id: str | None, since: float
     ) -> AsyncIterator[str]:
         cursor = since
+        cursor_id: str | None = None  # the last run sent at the cursor's time
         sent: dict[str, float] = {}  # run id -> updated_at last sent
         beat = time.monotonic()
         yield "retry: 1000\n\n"
         while not self.stopping.is_set() and not await request.is_disconnected():
-            changed = await self._changed(max(since, cursor - OVERLAP_S), root_id)
+            changed = await self._changed(max(since, cursor - OVERLAP_S), None, root_id)
             fresh = [run for run in changed if sent.get(run.id) != run.updated_at]
             if not fresh and len(changed) == BATCH:  # the window is full of what was sent
-                changed = await self._changed(cursor, root_id)
+                # The page after the last run sent: more than a batch may share its time.
+                changed = await self._changed(cursor, cursor_id, root_id)
                 fresh = [run for run in changed if sent.get(run.id) != run.updated_at]
             if fresh:
                 for run in fresh:
                     sent[run.id] = run.updated_at
-                cursor = max(cursor, *(run.updated_at for run in fresh))
+                last = max(fresh, key=lambda run: (run.updated_at, run.id))
+                if (last.updated_at, last.id) > (cursor, cursor_id or ""):
+                    cursor, cursor_id = last.updated_at, last.id
                 data = bodies.dumps(
                     {"runs": [wire.run_json(run) for run in fresh], "cursor": cursor}
                 )
@@ -152,9 +156,15 @@ class Steering:
                 sent = {k: v for k, v in sent.items() if v > cursor - OVERLAP_S}
             await asyncio.sleep(POLL_S)
 
-    async def _changed(self, since: float, root_id: str | None) -> list[RunRecord]:
+    async def _changed(
+        self, since: float, after_id: str | None, root_id: str | None
+    ) -> list[RunRecord]:
         return await asyncio.to_thread(
-            self.metadata.changed_runs, since=since, root_id=root_id, limit=BATCH
+            self.metadata.changed_runs,
+            since=since,
+            root_id=root_id,
+            limit=BATCH,
+            after_id=after_id,
         )
 
 

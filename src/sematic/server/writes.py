@@ -373,8 +373,12 @@ class _Writes:
                     f"payloads[{index}] ({len(payload)} bytes) does not hash to artifact id "
                     f"{artifact_id} with its type key; nothing was stored.",
                 ) from None
-        for artifact_id, type_key, payload in items:
-            self.artifacts.put(artifact_id, payload, type_key=type_key)
+        # At once: a packed store keeps the small ones in one transaction.
+        self.artifacts.put_many(
+            {artifact_id: payload for artifact_id, _, payload in items},
+            type_keys={artifact_id: type_key for artifact_id, type_key, _ in items},
+        )
+        for artifact_id, _, payload in items:
             self.on_payload_stored(artifact_id=artifact_id, size=len(payload))
 
     async def get_payload(self, request: Request) -> Response:
@@ -408,8 +412,15 @@ class _Writes:
         root_id = query.get("root_id") or None
         if root_id is not None:
             params.run_id(root_id, "root_id")
+        after_id = query.get("after_id") or None
+        if after_id is not None:
+            params.run_id(after_id, "after_id")
         runs = await asyncio.to_thread(
-            self.metadata.changed_runs, since=since, root_id=root_id, limit=limit
+            self.metadata.changed_runs,
+            since=since,
+            root_id=root_id,
+            limit=limit,
+            after_id=after_id,
         )
         return JSONResponse({"runs": [wire.run_json(run) for run in runs]})
 

@@ -354,6 +354,9 @@ class WebhookStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        after: tuple[float, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
@@ -363,6 +366,9 @@ class WebhookStore:
             tag=tag,
             root_only=root_only,
             submitted_by=submitted_by,
+            root_id=root_id,
+            in_pods=in_pods,
+            after=after,
             limit=limit,
             offset=offset,
         )
@@ -375,9 +381,19 @@ class WebhookStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        cap: int | None = None,
     ) -> int:
         return self.inner.count_runs(
-            status=status, name=name, tag=tag, root_only=root_only, submitted_by=submitted_by
+            status=status,
+            name=name,
+            tag=tag,
+            root_only=root_only,
+            submitted_by=submitted_by,
+            root_id=root_id,
+            in_pods=in_pods,
+            cap=cap,
         )
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]:
@@ -396,9 +412,14 @@ class WebhookStore:
         return self.inner.find_cached_output(cache_key)
 
     def changed_runs(
-        self, *, since: float, root_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        since: float,
+        root_id: str | None = None,
+        limit: int = 1000,
+        after_id: str | None = None,
     ) -> list[RunRecord]:
-        return self.inner.changed_runs(since=since, root_id=root_id, limit=limit)
+        return self.inner.changed_runs(since=since, root_id=root_id, limit=limit, after_id=after_id)
 
     def request_cancel(self, root_id: str, reason: str) -> None:
         self.inner.request_cancel(root_id, reason)

@@ -222,10 +222,14 @@ def test_a_bad_query_value_is_a_400_naming_it(
     assert name in response.json()["error"]
 
 
-def test_the_largest_offset_the_database_takes_is_accepted(home: Home) -> None:
-    response = home.client.get("/runs", params={"offset": str(2**63 - 1)})
+def test_offsets_stop_at_ten_thousand_where_cursors_take_over(home: Home) -> None:
+    response = home.client.get("/runs", params={"offset": "10000"})
     assert response.status_code == 200, response.text
     assert response.json()["runs"] == []
+    for offset in ("10001", str(2**63 - 1)):
+        response = home.client.get("/runs", params={"offset": offset})
+        assert response.status_code == 400, response.text
+        assert "offset" in response.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,8 @@ def test_openapi_lists_every_route(server: Server, tmp_path: Path) -> None:
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert documented == _route_paths(tmp_path)
-    assert len(documented) == 28  # with the four of API keys, the three of the mailbox
+    assert len(documented) == 30  # with the four of API keys, the three of the mailbox,
+    # a run's children and their summary
     for path, operations in document["paths"].items():
         for operation in operations.values():
             assert operation["summary"]

@@ -91,6 +91,31 @@ def test_events_stream_a_pipeline_then_each_change(served: Server, steps: str) -
     assert second["cursor"] > first["cursor"]
 
 
+def test_events_send_every_run_when_more_than_a_batch_share_one_time(
+    served: Server, steps: str
+) -> None:
+    """1,200 runs written with one updated_at (a bulk write stamps one time): the stream
+    pages past its batch of 500 by id, none is skipped."""
+    with _store() as store:
+        root = store.get_run(steps)
+        at = time.time()
+        many = [
+            dataclasses.replace(root, id=f"{i:032x}", parent_id=root.id, name="many", updated_at=at)
+            for i in range(1, 1201)
+        ]
+        store.write(runs=many)
+    received: set[str] = set()
+    url = f"{served.url}/api/v1/events"
+    # A run left behind would leave the stream silent: the read times out, failing the test.
+    quiet = httpx.Timeout(10, read=5)
+    with httpx.stream("GET", url, params={"root_id": steps, "since": 0}, timeout=quiet) as response:
+        for event in _events(response):
+            received.update(run["id"] for run in event["runs"] if run["name"] == "many")
+            if len(received) == len(many):
+                break
+    assert received == {run.id for run in many}
+
+
 def test_events_without_a_root_carry_root_runs_only(served: Server, steps: str) -> None:
     url = f"{served.url}/api/v1/events"
     with httpx.stream("GET", url, params={"since": 0}, timeout=20) as response:

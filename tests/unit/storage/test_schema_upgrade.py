@@ -402,7 +402,7 @@ def _check_history(
         ]
     for artifact in history.artifacts:
         assert store.get_artifact(artifact.id) == artifact
-    newest_first = sorted(history.runs, key=lambda run: run.created_at, reverse=True)
+    newest_first = sorted(history.runs, key=lambda run: (run.created_at, run.id), reverse=True)
     assert [run.id for run in store.list_runs()] == [
         *(run.id for run in newest_first),
         *older_roots,
@@ -605,6 +605,6 @@ def test_two_replicas_upgrade_an_older_database_at_once(db_url: str, tmp_path: P
             history,
             run_columns,
             cancels="cancel_requests" in tables,
-            older_roots=tuple(sorted(names)),
+            older_roots=tuple(sorted(names, reverse=True)),  # equal times: greater id first
         )
         assert [store.get_run(name).id for name in names] == names

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from sematic.core import wire
+from sematic.core import cursor, wire
 from sematic.core.errors import PipelineFinishedError, RunNotFoundError, StoreError
 from sematic.core.records import (
     ArtifactRecord,
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sematic.core.ports import MetadataStore
 
 PAGE = 500  # the most runs the server lists per request
+SERVER_COUNT_CAP = 10_000  # a server counts this many matching runs unless asked for all
 LOOKUP_CHUNK = 5_000  # artifact ids per lookup request
 
 _JSON = {"Content-Type": "application/json"}
@@ -37,6 +38,8 @@ class _Filters(NamedTuple):
     tag: str | None
     root_only: bool
     submitted_by: str | None
+    root_id: str | None
+    in_pods: bool
 
 
 class HttpMetadataStore:
@@ -103,17 +106,33 @@ class HttpMetadataStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        after: tuple[float, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
+        """Pages of at most ``PAGE`` runs, each following the last by its cursor (a server
+        takes an ``offset`` up to 10,000)."""
         found: list[RunRecord] = []
-        filters = _Filters(status, name, tag, root_only, submitted_by)
+        filters = _Filters(status, name, tag, root_only, submitted_by, root_id, in_pods)
+        position, skip = after, offset
         while len(found) < limit:
             page = min(PAGE, limit - len(found))
-            data = self._runs_page(filters, page, offset + len(found))
-            found.extend(wire.run_record(run) for run in data["runs"])
-            if len(data["runs"]) < page:
+            data = self._runs_page(filters, page, skip, position)
+            if "next_cursor" not in data and (root_id is not None or in_pods):
+                raise StoreError(
+                    f"The server at {self.url} is of an older version: it cannot list the "
+                    "runs of one pipeline; upgrade it."
+                )
+            batch = [wire.run_record(run) for run in data["runs"]]
+            found.extend(batch)
+            if len(batch) < page or ("next_cursor" in data and data["next_cursor"] is None):
                 break
+            if "next_cursor" in data:
+                position, skip = (batch[-1].created_at, batch[-1].id), 0
+            else:  # a server of an older version: offsets only
+                skip += len(batch)
         return found
 
     def count_runs(
@@ -124,9 +143,17 @@ class HttpMetadataStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        cap: int | None = None,
     ) -> int:
-        filters = _Filters(status, name, tag, root_only, submitted_by)
-        return int(self._runs_page(filters, 1, 0)["total"])
+        """The server's count; exact (a scan of every match) unless ``cap`` is within what
+        the server counts anyway."""
+        filters = _Filters(status, name, tag, root_only, submitted_by, root_id, in_pods)
+        capped = cap is not None and cap <= SERVER_COUNT_CAP
+        data = self._runs_page(filters, 1, 0, None, exact_total=not capped)
+        total = int(data["total"])
+        return total if cap is None else min(total, cap)
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]:
         try:
@@ -179,11 +206,18 @@ class HttpMetadataStore:
         return found
 
     def changed_runs(
-        self, *, since: float, root_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        since: float,
+        root_id: str | None = None,
+        limit: int = 1000,
+        after_id: str | None = None,
     ) -> list[RunRecord]:
         params: dict[str, Any] = {"since": repr(since), "limit": limit}
         if root_id is not None:
             params["root_id"] = root_id
+        if after_id is not None:
+            params["after_id"] = after_id
         response = self._http.request(
             "GET", "/changed-runs", doing="read changed runs", idempotent=True, params=params
         )
@@ -240,8 +274,26 @@ class HttpMetadataStore:
         # The graph is that of the run's pipeline: ``root_id`` must be the root itself.
         return graph if graph["root_id"] == root_id else None
 
-    def _runs_page(self, filters: _Filters, limit: int, offset: int) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
+    def _runs_page(
+        self,
+        filters: _Filters,
+        limit: int,
+        offset: int,
+        after: tuple[float, str] | None,
+        *,
+        exact_total: bool = False,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if offset:
+            params["offset"] = offset
+        if after is not None:
+            params["cursor"] = cursor.encode(after)
+        if exact_total:
+            params["exact_total"] = "true"
+        if filters.root_id:
+            params["root_id"] = filters.root_id
+        if filters.in_pods:
+            params["in_pods"] = "true"
         params.update(
             {
                 k: v

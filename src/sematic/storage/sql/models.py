@@ -21,11 +21,22 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# The conditions of the partial indexes; queries state them the same way.
+ROOTS = "id = root_id"
+IN_PODS = "execution IS NOT NULL"
+
+
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, for both dialects."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 
 class Base(DeclarativeBase):
@@ -38,12 +49,37 @@ class RunRow(Base):
         Index("ix_runs_root_id", "root_id"),
         Index("ix_runs_parent_id", "parent_id"),
         Index("ix_runs_cache_key", "cache_key"),
-        Index("ix_runs_state", "state"),
-        Index("ix_runs_name", "name"),
-        Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_updated_at", "updated_at"),
-        Index("ix_runs_submitted_by", "submitted_by"),
-        Index("ix_runs_parent_function_state", "parent_id", "function_path", "state"),
+        Index(
+            "ix_runs_root_parent_function_state",
+            "root_id",
+            "parent_id",
+            "function_path",
+            "state",
+            # A set's runs in one state, oldest first; covering: a set's first creation,
+            # first start and last end, and its durations.
+            "created_at",
+            "id",
+            "started_at",
+            "ended_at",
+        ),
+        # Listing (newest first, ties by id): each filter's index also gives the order.
+        Index("ix_runs_created_at_id", "created_at", "id"),
+        Index("ix_runs_state_created_at_id", "state", "created_at", "id"),
+        Index("ix_runs_name_created_at_id", "name", "created_at", "id"),
+        Index("ix_runs_submitted_by_created_at_id", "submitted_by", "created_at", "id"),
+        # The same for root runs only (a few in a thousand runs: small indexes).
+        *(
+            Index(f"ix_roots_{'_'.join(columns)}", *columns, **_where(ROOTS))
+            for columns in (
+                ("created_at", "id"),
+                ("state", "created_at", "id"),
+                ("name", "created_at", "id"),
+                ("submitted_by", "created_at", "id"),
+            )
+        ),
+        # The runs of a pipeline that ran in pods (what ``sematic runs`` sums).
+        Index("ix_runs_in_pods_root_id", "root_id", "created_at", "id", **_where(IN_PODS)),
     )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -107,7 +143,14 @@ class EdgeRow(Base):
             "artifact_id",
             name="uq_edges_source_destination_parameter_artifact",
         ),
-        Index("ix_edges_destination_run_id", "destination_run_id"),
+        # Covering: a pipeline's edges are read through it, without touching the table.
+        Index(
+            "ix_edges_destination_covering",
+            "destination_run_id",
+            "source_run_id",
+            "parameter",
+            "artifact_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Executable,
+    Select,
+    and_,
     bindparam,
     cast,
     exists,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -39,9 +42,11 @@ from sematic.core.records import (
 )
 from sematic.storage.sql import bulk, connect, convert, migrate
 from sematic.storage.sql.bulk import BulkInsert
+from sematic.storage.sql.graph import SqlRunGraph
 from sematic.storage.sql.keys import SqlApiKeys
 from sematic.storage.sql.mailbox import SqlMailbox
 from sematic.storage.sql.models import artifacts, cancel_requests, edges, run_transitions, runs
+from sematic.storage.sql.payloads import SqlSmallPayloads
 
 # Ids per IN (...) clause: well below the bound-parameter limits of SQLite and PostgreSQL.
 _CHUNK = 500
@@ -124,10 +129,18 @@ class SqlMetadataStore:
         """The API keys kept in this database (a team server's ``ApiKeyStore``)."""
         return SqlApiKeys(self._engine, self._errors)
 
+    def small_payloads(self) -> SqlSmallPayloads:
+        """The small payloads kept in this database (``sematic.storage.packed``)."""
+        return SqlSmallPayloads(self._engine, self._errors)
+
     def mailbox(self) -> SqlMailbox:
         """The mailbox kept in this database (the server's ``Mailbox``): make one per
         process and keep it (it purges old messages at most once a minute)."""
         return SqlMailbox(self._engine, self._errors)
+
+    def run_graph(self) -> SqlRunGraph:
+        """The reads behind a pipeline's folded graph (the server's ``RunGraph``)."""
+        return SqlRunGraph(self._engine, self._errors)
 
     def write(
         self,
@@ -234,26 +247,33 @@ class SqlMetadataStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        after: tuple[float, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """One page of the matching runs, most recently created first.
+        """One page of the matching runs, most recently created first (ties: greater id first).
 
-        ``status`` (a state), ``name``, ``tag`` (one of the run's tags) and ``submitted_by``
-        keep only the runs that match; ``None`` means no condition. ``root_only`` keeps only
-        root runs. Every filter, the ordering, ``limit`` and ``offset`` run in SQL, on indexed
-        columns.
+        ``status`` (a state), ``name``, ``tag`` (one of the run's tags), ``submitted_by`` and
+        ``root_id`` (the pipeline) keep only the runs that match; ``None`` means no
+        condition. ``root_only`` keeps only root runs, ``in_pods`` only runs that ran in a
+        pod (an ``execution`` recorded). ``after`` is the ``(created_at, id)`` of the last run
+        of the previous page (keyset paging: as fast deep in the listing as on its first
+        page); ``offset`` skips that many runs more, reading each one it skips. Every filter
+        but ``tag`` (a scan of the rows the other filters leave) is served by an index that
+        also gives the order.
         """
         conditions = self._run_conditions(
-            status=status, name=name, tag=tag, root_only=root_only, submitted_by=submitted_by
+            status=status,
+            name=name,
+            tag=tag,
+            root_only=root_only,
+            submitted_by=submitted_by,
+            root_id=root_id,
+            in_pods=in_pods,
         )
-        query = (
-            select(runs)
-            .where(*conditions)
-            .order_by(runs.c.created_at.desc(), runs.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
+        query = self._listing(conditions, after, limit, offset)
         return [convert.run_record(row) for row in self._rows(query)]
 
     def count_runs(
@@ -264,13 +284,67 @@ class SqlMetadataStore:
         tag: str | None = None,
         root_only: bool = False,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
+        cap: int | None = None,
     ) -> int:
-        """How many runs ``list_runs`` with the same filters would list without a limit."""
+        """How many runs ``list_runs`` with the same filters would list without a limit;
+        with ``cap``, at most ``cap`` (only that many rows are read: a million matching
+        runs cost no more than ``cap``)."""
         conditions = self._run_conditions(
-            status=status, name=name, tag=tag, root_only=root_only, submitted_by=submitted_by
+            status=status,
+            name=name,
+            tag=tag,
+            root_only=root_only,
+            submitted_by=submitted_by,
+            root_id=root_id,
+            in_pods=in_pods,
         )
-        query = select(func.count().label("count")).select_from(runs).where(*conditions)
+        if cap is None:
+            query = select(func.count().label("count")).select_from(runs).where(*conditions)
+        else:
+            matching = (
+                select(literal(1).label("one"))
+                .select_from(runs)
+                .where(*conditions)
+                .limit(max(0, cap))
+            )
+            query = select(func.count().label("count")).select_from(matching.subquery())
         return int(self._rows(query)[0]["count"])
+
+    @staticmethod
+    def _listing(
+        conditions: list[ColumnElement[bool]],
+        after: tuple[float, str] | None,
+        limit: int,
+        offset: int = 0,
+    ) -> Select[Any]:
+        """The matching runs after the position ``after``, newest first, ties by greater id:
+        the order of the ``(…, created_at, id)`` indexes, scanned backwards (one direction:
+        SQLite cannot scan an index with mixed directions).
+
+        The page's ids are chosen first, from the index alone, then their rows are read:
+        PostgreSQL otherwise prefers walking ``(created_at, id)`` and filtering the rows (it
+        assumes the matches are spread evenly; a user whose runs are all old makes it read
+        every newer run), while an index-only scan of the filter's own index is cheaper by
+        its own estimate.
+        """
+        where = list(conditions)
+        if after is not None:
+            where.append(tuple_(runs.c.created_at, runs.c.id) < tuple_(*after))
+        ids = (
+            select(runs.c.id)
+            .where(*where)
+            .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        page = runs.alias("page")
+        return (
+            select(page)
+            .where(page.c.id.in_(ids))
+            .order_by(page.c.created_at.desc(), page.c.id.desc())
+        )
 
     def transitions_of(self, run_id: str) -> list[TransitionRecord]:
         """The states ``run_id`` went through, in the order they were written."""
@@ -328,10 +402,20 @@ class SqlMetadataStore:
         return None if not rows else str(rows[0]["output"])
 
     def changed_runs(
-        self, *, since: float, root_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        since: float,
+        root_id: str | None = None,
+        limit: int = 1000,
+        after_id: str | None = None,
     ) -> list[RunRecord]:
-        """Runs updated after ``since``, oldest change first: of one pipeline, or roots only."""
-        where = [runs.c.updated_at > since]
+        """Runs updated after ``since``, oldest change first (ties by id): of one pipeline,
+        or roots only. With ``after_id``, also those updated at ``since`` exactly whose id
+        is above it (the next page after a page ending with that run)."""
+        later = runs.c.updated_at > since
+        if after_id is not None:
+            later = or_(later, and_(runs.c.updated_at == since, runs.c.id > after_id))
+        where = [later]
         where.append(runs.c.root_id == root_id if root_id else runs.c.id == runs.c.root_id)
         query = select(runs).where(*where).order_by(runs.c.updated_at, runs.c.id).limit(limit)
         return [convert.run_record(row) for row in self._rows(query)]
@@ -368,8 +452,16 @@ class SqlMetadataStore:
         tag: str | None,
         root_only: bool,
         submitted_by: str | None = None,
+        root_id: str | None = None,
+        in_pods: bool = False,
     ) -> list[ColumnElement[bool]]:
+        # The tests are written as the partial indexes of the models state them
+        # (``id = root_id``, ``execution IS NOT NULL``): both planners then use those indexes.
         conditions: list[ColumnElement[bool]] = []
+        if root_id is not None:
+            conditions.append(runs.c.root_id == root_id)
+        if in_pods:
+            conditions.append(runs.c.execution.is_not(None))
         if submitted_by is not None:
             conditions.append(runs.c.submitted_by == submitted_by)
         if status is not None:

@@ -1,6 +1,7 @@
 """Create small_payloads (values under the packing threshold, kept in the database rather
-than one file or object each) and index runs by parent, function and state (a pipeline's
-graph folds and counts its sibling groups with it).
+than one file or object each); index runs by root, parent, function and state, with their
+times (a pipeline's graph folds, counts and times its sibling sets from that index alone);
+index edges by destination with every column (its edges are read from that index alone).
 
 Revision ID: 0007
 Revises: 0006
@@ -28,10 +29,30 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index(
-        "ix_runs_parent_function_state", "runs", ["parent_id", "function_path", "state"]
+        "ix_runs_root_parent_function_state",
+        "runs",
+        [
+            "root_id",
+            "parent_id",
+            "function_path",
+            "state",
+            "created_at",
+            "id",
+            "started_at",
+            "ended_at",
+        ],
     )
+    # A pipeline's edges, read from the index alone (its graph merges them by node).
+    op.create_index(
+        "ix_edges_destination_covering",
+        "edges",
+        ["destination_run_id", "source_run_id", "parameter", "artifact_id"],
+    )
+    op.drop_index("ix_edges_destination_run_id", "edges")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_runs_parent_function_state", "runs")
+    op.create_index("ix_edges_destination_run_id", "edges", ["destination_run_id"])
+    op.drop_index("ix_edges_destination_covering", "edges")
+    op.drop_index("ix_runs_root_parent_function_state", "runs")
     op.drop_table("small_payloads")
