@@ -24,6 +24,7 @@ FOLLOW_POLL_S = 0.2
 FOLLOW_SERVER_POLL_S = 1.0  # following a log through the server
 FOLLOW_SETTLE_S = 10.0  # at most this long after the run ended, while its log grows
 REASON_WIDTH = 160
+USAGE_PAGE = 500  # runs read at a time to sum what a pipeline's pods reserved
 
 
 @contextlib.contextmanager
@@ -86,7 +87,7 @@ def runs(limit: int, all_runs: bool) -> None:
             used = {run.id: pipeline_usage([run], prices) for run in records}
         else:
             used = {
-                run.id: pipeline_usage(metadata.runs_of_root(run.id), prices) for run in records
+                run.id: pipeline_usage(_ran_in_pods(metadata, run.id), prices) for run in records
             }
     if not records:
         click.echo("No runs yet.")
@@ -110,6 +111,18 @@ def runs(limit: int, all_runs: bool) -> None:
         for run in records:
             for line in pod_details(run, prices):
                 console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _ran_in_pods(metadata: MetadataStore, root_id: str) -> Iterator[RunRecord]:
+    """The runs of the pipeline ``root_id`` that ran in a pod (the only ones that reserved
+    anything), page by page: a pipeline of 100,000 local runs reads none of them."""
+    after: tuple[float, str] | None = None
+    while True:
+        page = metadata.list_runs(root_id=root_id, in_pods=True, after=after, limit=USAGE_PAGE)
+        yield from page
+        if len(page) < USAGE_PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
 
 
 def reap_with_store() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from sematic import LocalResolver, PipelineFailedError
 from sematic.cli.runs import format_duration
+from sematic.core.records import RunRecord
 from sematic.resolvers.settings import LocalSettings
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines.local import chatty, fails_inside, three_steps
@@ -196,3 +197,38 @@ def test_logs_of_an_unknown_run_via_the_script(home: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: No run with id 'nope'")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_runs_sums_a_big_pipelines_pods_without_mixing_pipelines(home: Path) -> None:
+    """A pipeline of 5,000 runs, 1,250 of them in pods (more than one page of them), and a
+    smaller one: each row sums its own pipeline's pods."""
+    pod = {"usage": {"seconds": 1.0, "cpu_seconds": 2.0, "memory_gib_seconds": 4.0}}
+
+    def pipeline(root: int, size: int, every: int, at: float) -> list[RunRecord]:
+        root_id = f"{root:032x}"
+        return [
+            RunRecord(
+                id=f"{root + i:032x}",
+                root_id=root_id,
+                parent_id=None if i == 0 else root_id,
+                name="big" if i == 0 and size > 100 else ("small" if i == 0 else "step"),
+                function_path="module.step",
+                state="RESOLVED",
+                created_at=at + i // 10,  # ten runs a second: equal times across pages
+                updated_at=at + i // 10,
+                execution=pod if i % every == 1 else None,
+            )
+            for i in range(size)
+        ]
+
+    with SqlMetadataStore(LocalSettings.from_environment().database_url) as metadata:
+        metadata.write(runs=pipeline(1 << 40, 5_000, 4, 1000.0))
+        metadata.write(runs=pipeline(2 << 40, 50, 5, 9000.0))
+        in_pods = metadata.count_runs(root_id=f"{1 << 40:032x}", in_pods=True)
+    assert in_pods > 1_000
+    result = invoke("runs")
+    assert result.exit_code == 0
+    rows = {line.split()[1]: line for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == {"big", "small"}
+    assert f"{2.0 * in_pods:.1f} cpu·s, {4.0 * in_pods:.1f} GiB·s, 0 GPU·s" in rows["big"]
+    assert "20.0 cpu·s, 40.0 GiB·s, 0 GPU·s" in rows["small"]

@@ -23,6 +23,9 @@ export function showPipelines(main, params) {
   let unsubscribe = null;
   let roots = new Map(); // grouped: every root run read; history: the current page
   let total = 0;
+  let totalExact = true; // false: more than `total` runs match (shown as "10,000+")
+  let nextCursor = null; // history: where the next page starts (null: this is the last)
+  const cursors = new Map(); // history: page number -> the cursor it starts at
   let truncated = false;
   let loaded = false;
   const timers = [];
@@ -172,9 +175,9 @@ export function showPipelines(main, params) {
       rows = grouping.rows.slice((filters.page - 1) * PAGE_SIZE, filters.page * PAGE_SIZE);
       summary.textContent = `${count} pipeline${count === 1 ? "" : "s"}`;
     } else {
-      rows = [...roots.values()].sort((a, b) => b.created_at - a.created_at);
+      rows = [...roots.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1));
       count = total;
-      summary.textContent = `${count} run${count === 1 ? "" : "s"}`;
+      summary.textContent = totalExact ? `${count} run${count === 1 ? "" : "s"}` : `${thousands(count)}+ runs`;
     }
     notice.textContent = truncated ? `Grouped from the latest ${thousands(MAX_ROOTS)} pipeline runs.` : "";
     if (!rows.length) {
@@ -185,6 +188,7 @@ export function showPipelines(main, params) {
       body.replaceChildren(...rows.map((run) => row(run, counts.get(run.name) || 1)));
     }
     const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
+    const last = grouped ? filters.page >= pages : !nextCursor;
     const go = (page) => () => {
       filters.page = page;
       remember();
@@ -193,38 +197,49 @@ export function showPipelines(main, params) {
     };
     pager.replaceChildren(
       h("button", { type: "button", class: "button small", disabled: filters.page <= 1, onclick: go(filters.page - 1), "data-action": "previous" }, "‹ Previous"),
-      h("span", { class: "muted" }, `page ${filters.page} of ${pages}`),
-      h("button", { type: "button", class: "button small", disabled: filters.page >= pages, onclick: go(filters.page + 1), "data-action": "next" }, "Next ›"),
+      h("span", { class: "muted" }, `page ${filters.page} of ${thousands(pages)}${grouped || totalExact ? "" : "+"}`),
+      h("button", { type: "button", class: "button small", disabled: last, onclick: go(filters.page + 1), "data-action": "next" }, "Next ›"),
     );
   }
 
   async function load() {
     try {
       if (grouped) {
+        // Page after page by cursor: each one costs the same however deep it is.
         const found = new Map();
-        let offset = 0;
+        let cursor = null;
+        truncated = false;
         for (;;) {
-          const page = await getJSON(`/runs?root_only=true&limit=${FETCH_LIMIT}&offset=${offset}`);
+          const query = new URLSearchParams({ root_only: "true", limit: String(FETCH_LIMIT) });
+          if (cursor) query.set("cursor", cursor);
+          const page = await getJSON(`/runs?${query}`);
           for (const run of page.runs) found.set(run.id, run);
-          offset += page.runs.length;
-          truncated = offset < page.total && offset >= MAX_ROOTS;
-          if (!page.runs.length || offset >= page.total || offset >= MAX_ROOTS) break;
+          cursor = page.next_cursor;
+          if (!cursor || !page.runs.length) break;
+          if (found.size >= MAX_ROOTS) {
+            truncated = true;
+            break;
+          }
         }
         if (disposed) return;
         roots = found;
       } else {
-        const query = new URLSearchParams({
-          root_only: "true",
-          name: filters.pipeline,
-          limit: String(PAGE_SIZE),
-          offset: String((filters.page - 1) * PAGE_SIZE),
-        });
+        // "Next" follows the previous page's cursor; a page opened from the address (or
+        // after a live reload) is read by offset (the server takes one up to 10,000).
+        if (filters.page === 1) cursors.clear();
+        const query = new URLSearchParams({ root_only: "true", name: filters.pipeline, limit: String(PAGE_SIZE) });
+        const at = cursors.get(filters.page);
+        if (at) query.set("cursor", at);
+        else if (filters.page > 1) query.set("offset", String(Math.min((filters.page - 1) * PAGE_SIZE, 10000)));
         if (filters.status) query.set("status", filters.status);
         if (filters.user) query.set("submitted_by", filters.user);
         const page = await getJSON(`/runs?${query}`);
         if (disposed) return;
         roots = new Map(page.runs.map((run) => [run.id, run]));
         total = page.total;
+        totalExact = page.total_exact !== false;
+        nextCursor = page.next_cursor ?? null;
+        if (nextCursor) cursors.set(filters.page + 1, nextCursor);
       }
       loaded = true;
       render();
