@@ -60,7 +60,13 @@ def test_local_resolver_run_records_the_pipeline(tmp_path: Path) -> None:
     future = double(21)
     assert sematic.LocalResolver(progress=False, settings=settings).run(future) == 42
     assert (tmp_path / "db.sqlite3").is_file()
-    assert any((tmp_path / "artifacts").rglob("*"))
+    from sematic.storage.sql import SqlMetadataStore
+    from tests.harness.payloads import stored_payloads
+
+    with SqlMetadataStore(settings.database_url) as metadata:
+        output = metadata.get_run(future.id).output
+    with stored_payloads(settings.database_url, settings.artifact_url) as payloads:
+        assert output is not None and payloads.exists(output)  # small: packed in the database
 
 
 def test_the_distribution_has_a_name_of_its_own() -> None:

@@ -403,10 +403,10 @@ def test_a_pipeline_through_both_replicas_survives_a_replica_restart_on_postgres
     )
     from sematic.resolvers.cloud import CloudResolver
     from sematic.resolvers.settings import LocalSettings
-    from sematic.storage.artifacts import FsspecArtifactStore
     from sematic.storage.serialization import deserialize, verify
     from sematic.storage.sql import SqlMetadataStore
     from tests.harness.cloud import cluster_settings
+    from tests.harness.payloads import stored_payloads
 
     urls = [f"http://127.0.0.1:{port}" for port in free_ports]
     both = ",".join(urls)
@@ -550,15 +550,13 @@ def test_a_pipeline_through_both_replicas_survives_a_replica_restart_on_postgres
         (root_resolved,) = [t.at for t in transitions[root_id] if t.state.value == "RESOLVED"]
         assert root_resolved > deleted_at
 
-        # In the bucket: every output's payload, as recorded (its hash verified).
-        artifacts = FsspecArtifactStore(s3_url)  # this process's AWS_* name moto too
-        prefix = s3_url.removeprefix(f"s3://{s3_server.bucket}/")
-        keys = set(s3_server.keys(f"{prefix}/"))
-        for name, artifact in outputs.items():
-            assert f"{prefix}/{artifact.id[:2]}/{artifact.id}" in keys, name
-            verify(artifact.id, artifact.type_description, artifacts.get(artifact.id))
-        root_output = outputs["pipeline"]
-        value = deserialize(artifacts.get(root_output.id), root_output.type_description, str)
+        # In the bucket, or packed in PostgreSQL when small (sematic.storage.packed): every
+        # output's payload, as recorded (its hash verified). This process's AWS_* name moto.
+        with stored_payloads(postgres_url, s3_url) as artifacts:
+            for artifact in outputs.values():
+                verify(artifact.id, artifact.type_description, artifacts.get(artifact.id))
+            root_output = outputs["pipeline"]
+            value = deserialize(artifacts.get(root_output.id), root_output.type_description, str)
         assert value == SEED_VALUE
 
         # Neither the driver nor a worker ran twice: the outage was waited out.

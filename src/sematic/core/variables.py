@@ -30,6 +30,11 @@ DATABASE_URL = _variable(
 ARTIFACT_URL = _variable(
     "SEMATIC_ARTIFACT_URL", "$SEMATIC_HOME/artifacts", "the artifact store (folder or fsspec URL)"
 )
+SMALL_PAYLOAD_BYTES = _variable(
+    "SEMATIC_SMALL_PAYLOAD_BYTES",
+    "4096",
+    "payloads up to this size are packed in the database, not one file each (0: none)",
+)
 SERVER_URL = _variable(
     "SEMATIC_SERVER_URL", "", "record through this Sematic server instead of the two above"
 )

@@ -85,6 +85,11 @@ class Scheduler:
         # Workers get the server's API key in their environment, never in their job file.
         key = settings.api_key if settings.server_url else None
         self._env = {variables.API_KEY: key} if key else None
+        if not settings.server_url:  # workers read (and pack) small payloads in the database
+            self._env = {
+                variables.DATABASE_URL: settings.database_url,
+                variables.SMALL_PAYLOAD_BYTES: str(settings.small_payload_bytes),
+            }
         self._logs = LogShipper(settings.logs, settings.server_url, settings.api_key)
 
     def submit(self, command: Execute) -> None:

@@ -28,6 +28,7 @@ from sematic.core.files import private_folder
 from sematic.core.images import ImageMap, script_in_image
 from sematic.core.loading import main_script
 from sematic.kubernetes.manifests import ClusterSettings
+from sematic.storage.packed import DEFAULT_THRESHOLD, threshold_of
 from sematic.storage.webhooks import DEFAULT_STATES, RunsScope, WebhookConfig, redact_url
 
 # Setting -> the environment variable that overrides the settings file.
@@ -167,6 +168,9 @@ class LocalSettings:
       default the terminal ones); ``webhook_runs`` / ``SEMATIC_WEBHOOK_RUNS``: of root runs
       only (``pipelines``, the default) or of every run (``all``). ``webhook`` is the
       configuration they make (None without a URL).
+    - ``small_payload_bytes`` / ``SEMATIC_SMALL_PAYLOAD_BYTES`` (environment only): payloads
+      of at most this many bytes are packed in the database rather than one file or object
+      each (``sematic.storage.packed``; default 4096, 0: none).
     """
 
     home: Path
@@ -177,6 +181,8 @@ class LocalSettings:
     webhook_url: str | None = field(default=None, repr=False)  # may hold a token (Slack)
     webhook_states: str | None = None  # comma-separated states; None: the terminal ones
     webhook_runs: str | None = None  # "pipelines" (None) or "all"
+    # Payloads up to this many bytes are packed in the database (sematic.storage.packed).
+    small_payload_bytes: int = DEFAULT_THRESHOLD
 
     @property
     def webhook(self) -> WebhookConfig | None:
@@ -212,6 +218,9 @@ class LocalSettings:
             server_url=values["server_url"],
             api_key=values["api_key"],
             **webhook_settings(found),
+            small_payload_bytes=threshold_of(
+                os.environ.get(variables.SMALL_PAYLOAD_BYTES), f"${variables.SMALL_PAYLOAD_BYTES}"
+            ),
         )
 
 

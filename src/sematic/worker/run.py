@@ -24,6 +24,7 @@ from sematic.core.loading import load_function
 from sematic.core.ports import ArtifactStore
 from sematic.core.props import FunctionProps
 from sematic.resolvers.stores import worker_artifact_store
+from sematic.storage.packed import threshold_of
 from sematic.storage.serialization import deserialize, serialize
 
 
@@ -76,6 +77,12 @@ def run_job(job: WorkerJob, *, in_pod: bool = False) -> int:
             artifact_url=job.artifact_url,
             server_url=job.server_url,
             api_key=os.environ.get(variables.API_KEY) or None,
+            # A worker on this machine: the resolver's database, where small payloads are
+            # packed (given in the environment, never in the job file: it may hold a password).
+            database_url=os.environ.get(variables.DATABASE_URL) or None,
+            small_payload_bytes=threshold_of(
+                os.environ.get(variables.SMALL_PAYLOAD_BYTES), f"${variables.SMALL_PAYLOAD_BYTES}"
+            ),
         ) as store:
             pickles = _Pickles(job, store, in_pod)
             try:

@@ -22,7 +22,7 @@ import pytest
 
 from sematic.cli import server_control
 from sematic.resolvers.settings import LocalSettings
-from sematic.storage.artifacts import FsspecArtifactStore
+from tests.harness.payloads import stored_payloads
 from tests.harness.ports import free_port
 from tests.pipelines.local import three_steps
 from tests.unit.cli.conftest import ROOT, SCRIPT, invoke, sematic
@@ -298,7 +298,8 @@ def test_sematic_server_forwards_its_options_to_the_real_server(home: Path, tmp_
         # --artifact-url: the team's payloads.
         payload = httpx.get(f"{base}/artifacts/{output_id}/payload", headers=keyed, timeout=10)
         assert payload.status_code == 200
-        assert payload.content == FsspecArtifactStore(team.artifact_url).get(output_id)
+        with stored_payloads(team.database_url, team.artifact_url) as stored:
+            assert payload.content == stored.get(output_id)
         # --allowed-host: that name is answered, others are refused.
         named = httpx.get(f"{base}/runs", headers={**keyed, "Host": "team.example"})
         assert named.status_code == 200

@@ -59,7 +59,8 @@ def test_a_pipeline_and_the_local_server_keep_everything_private_under_umask_022
     process = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "w"), str(free_port())],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # Every value a file of its own (none packed in the database): their modes are checked.
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SEMATIC_SMALL_PAYLOAD_BYTES": "0"},
         capture_output=True,
         text=True,
         timeout=180,

@@ -45,6 +45,13 @@ def _delete(path: Path) -> None:
 DAMAGES = {"altered": _alter, "truncated": _truncate, "deleted": _delete}
 
 
+@pytest.fixture(autouse=True)
+def every_value_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests damage files: every value gets one, small ones too (packed values heal
+    the same way: tests/unit/resolvers/test_packed_pipeline.py)."""
+    monkeypatch.setenv("SEMATIC_SMALL_PAYLOAD_BYTES", "0")
+
+
 def by_name(root_id: str) -> dict[str, RunRecord]:
     return {run.name: run for run in recorded_runs(root_id)}
 

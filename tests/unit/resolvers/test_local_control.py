@@ -110,8 +110,9 @@ def _tamper(payload: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_delete, _tamper], ids=["missing", "corrupted"])
 def test_damaged_artifacts_heal_and_nothing_else_is_lost(
-    home: Path, tmp_path: Path, damage: Callable[[Path], None]
+    home: Path, tmp_path: Path, damage: Callable[[Path], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SEMATIC_SMALL_PAYLOAD_BYTES", "0")  # every value a file, to damage
     witness = str(tmp_path / "w")
     first = cached_pipeline(5, witness)
     first.resolve(LocalResolver())

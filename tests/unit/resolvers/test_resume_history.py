@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sematic import LocalResolver
 from tests.pipelines.resume import executions
 from tests.unit.resolvers.conftest import recorded_runs
@@ -137,8 +139,9 @@ def test_resume_keeps_when_unfinished_runs_were_created_and_started(
 
 
 def test_a_resolved_step_whose_output_was_damaged_executes_again_and_is_recorded(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SEMATIC_SMALL_PAYLOAD_BYTES", "0")  # every value a file, to damage
     witness = tmp_path / "w"
     witness.mkdir()
     root_id = _kill_while_holding(witness)

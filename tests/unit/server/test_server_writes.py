@@ -29,7 +29,6 @@ from sematic.core.errors import (
 )
 from sematic.core.records import ArtifactRecord, EdgeRecord, RunRecord, TransitionRecord
 from sematic.core.wire import MAX_LOG_BYTES
-from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.http import (
     HttpArtifactStore,
     HttpLogs,
@@ -39,6 +38,7 @@ from sematic.storage.http import (
 )
 from sematic.storage.serialization import FORMAT, hint_key, serialize
 from sematic.storage.sql import SqlMetadataStore
+from tests.harness.payloads import stored_payloads
 from tests.harness.ports import free_port
 from tests.unit.server.conftest import TAG, Recorded, Server, server_env, start_server
 
@@ -57,8 +57,10 @@ class Home:
     def database_url(self) -> str:
         return f"sqlite:///{self.home / 'db.sqlite3'}"
 
-    def payload_files(self) -> list[Path]:
-        return sorted((self.home / "artifacts").glob("*/*"))
+    def stored(self, artifact_id: str) -> bool:
+        """Whether the server stored a payload under ``artifact_id`` (packed or a file)."""
+        with stored_payloads(self.database_url, str(self.home / "artifacts")) as payloads:
+            return payloads.exists(artifact_id)
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, *args: str, **env: str) -> Iterator[Home]:
@@ -135,7 +137,8 @@ def test_a_write_is_recorded_as_sent(open_server: Home) -> None:
         assert sql.get_run(run.id) == run
         assert sql.transitions_of(run.id) == [transition]
         assert sql.get_artifact(artifact.id) == artifact
-    assert FsspecArtifactStore(str(open_server.home / "artifacts")).get(artifact.id) == payload
+    with stored_payloads(open_server.database_url, str(open_server.home / "artifacts")) as stored:
+        assert stored.get(artifact.id) == payload
 
 
 def _mutated(path: str, value: Any) -> bytes:
@@ -229,7 +232,7 @@ def test_without_the_key_nothing_is_written(keyed_server: Home, headers: dict[st
     assert [r.status_code for r in (write, batch, put, *reads)] == [401] * 9
     assert write.headers["www-authenticate"] == "Bearer"
     assert not _recorded(keyed_server, run.id)
-    assert all(p.name != artifact.id for p in keyed_server.payload_files())
+    assert not keyed_server.stored(artifact.id)
 
 
 def test_the_client_says_how_to_set_the_key(keyed_server: Home) -> None:
@@ -325,7 +328,7 @@ def test_a_malformed_batch_is_a_400(open_server: Home, body: bytes, message: str
     )
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
-    assert all(p.name != "a" * 64 for p in open_server.payload_files())
+    assert not open_server.stored("a" * 64)
 
 
 @pytest.mark.parametrize("tamper", ["bytes", "type key", "truncated", "no header"])
@@ -348,7 +351,7 @@ def test_a_tampered_payload_is_refused_and_not_stored(open_server: Home, tamper:
         "nothing was stored" in response.json()["error"]
         or "header is missing" in (response.json()["error"])
     )
-    assert all(p.name != artifact.id for p in open_server.payload_files())
+    assert not open_server.stored(artifact.id)
     with HttpArtifactStore(open_server.server.url) as store:
         assert not store.exists(artifact.id)
         if tamper != "no header":
@@ -473,8 +476,8 @@ def test_reads_over_http_equal_reads_from_sql(
 ) -> None:
     monkeypatch.setattr(metadata, "PAGE", 2)  # list_runs pages through several requests
     roots = (recorded.mixed_root, recorded.steps_root, recorded.failed_root)
-    payloads = FsspecArtifactStore(recorded.settings.artifact_url)
     with (
+        stored_payloads(recorded.settings.database_url, recorded.settings.artifact_url) as payloads,
         SqlMetadataStore(recorded.settings.database_url) as sql,
         HttpMetadataStore(server.url) as http,
         HttpArtifactStore(server.url) as http_payloads,

@@ -23,7 +23,9 @@ from sematic.core.records import RunRecord
 from sematic.executors import processes
 from sematic.resolvers.local import rebuild_pipeline
 from sematic.resolvers.settings import LocalSettings
+from sematic.storage.artifacts import FsspecArtifactStore
 from sematic.storage.http import HttpMetadataStore
+from sematic.storage.packed import PackedArtifactStore
 from sematic.storage.sql import SqlMetadataStore
 from tests.pipelines import api, local
 from tests.unit.server.conftest import Server, server_env, start_server
@@ -60,6 +62,9 @@ def _resolve(future: Future, settings: LocalSettings | None = None) -> Any:
 def _snapshot(database: LocalSettings, root_id: str) -> dict[str, Any]:
     """What was recorded of one pipeline, with run ids replaced by stable labels."""
     with SqlMetadataStore(database.database_url) as store:
+        payloads = PackedArtifactStore(
+            FsspecArtifactStore(database.artifact_url), store.small_payloads(), 0
+        )
         runs = store.runs_of_root(root_id)
         by_id = {run.id: run for run in runs}
         labels: dict[str, str] = {}
@@ -109,9 +114,8 @@ def _snapshot(database: LocalSettings, root_id: str) -> dict[str, Any]:
             "artifacts": [
                 (a.id, a.type_description, a.summary, a.size) for a in store.get_artifacts(ids)
             ],
-            "payloads": sorted(
-                p.name for p in Path(database.artifact_url).glob("*/*") if p.name in ids
-            ),
+            # Packed in the database or in a file of their own (sematic.storage.packed).
+            "payloads": sorted(i for i in ids if payloads.exists(i)),
         }
 
 

@@ -302,6 +302,9 @@ def test_a_pipeline_keeps_its_artifacts_on_s3_and_reuses_them(
     step (which reaches S3 through the environment it inherits) write there; a second
     resolution reuses the cached outputs from there; a damaged one is recomputed."""
     monkeypatch.setenv("SEMATIC_ARTIFACT_URL", s3_url)
+    # Every value an object of its own, small ones too: this test is about what S3 holds
+    # (small values packed in the database: tests/unit/resolvers/test_packed_pipeline.py).
+    monkeypatch.setenv("SEMATIC_SMALL_PAYLOAD_BYTES", "0")
     witness = str(tmp_path / "witness")
 
     first, value = _resolve(witness)
