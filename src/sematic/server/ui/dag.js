@@ -5,8 +5,14 @@
 // Nesting: a run with children is either collapsed (one node) or expanded (a box holding
 // its children, laid out recursively in its place). An edge between two runs is drawn
 // between their nearest visible ancestors; within one box, it orders the box's children.
+//
+// A folded graph (the server's ?fold=N) also has groups: siblings of one function, shown
+// as ONE node ("inc × 100,000") with a bar of their states; they are kept in `runs` as
+// pseudo-runs (`run.group` set, id "group:..."), so that nesting, edges and layout treat
+// them as any run. A run whose children were not sent (`nested`) is collapsed with their
+// counts; expanding it fetches them (RunGraph.merge).
 
-import { escape } from "./util.js";
+import { escape, thousands } from "./util.js";
 
 export const NODE_W = 188;
 export const NODE_H = 50;
@@ -17,7 +23,53 @@ const HEADER = 50;
 const MARGIN = 16;
 const MAX_ROW = 40; // a layer wider than this wraps onto several rows
 const SWEEPS = 4;
+export const GROUP_H = 64;
 export const BIG_GRAPH = 200;
+
+// The order of the states in a group's bar and legend; their colours as in style.css.
+export const STATE_ORDER = ["FAILED", "NESTED_FAILED", "RETRYING", "SCHEDULED", "RAN", "CREATED", "CANCELED", "RESOLVED"];
+export const STATE_COLOURS = {
+  CREATED: "#7b8794",
+  SCHEDULED: "#2563eb",
+  RAN: "#0e7490",
+  RETRYING: "#b45309",
+  RESOLVED: "#15803d",
+  FAILED: "#dc2626",
+  NESTED_FAILED: "#c2410c",
+  CANCELED: "#6d28d9",
+};
+const ACTIVE = ["SCHEDULED", "RETRYING", "RAN", "CREATED"];
+
+// The one state a group's node is coloured by: failures first, then work under way.
+export function groupState(states) {
+  if (states.FAILED) return "FAILED";
+  if (states.NESTED_FAILED) return "NESTED_FAILED";
+  for (const state of ACTIVE) if (states[state]) return state;
+  if (states.CANCELED) return "CANCELED";
+  return "RESOLVED";
+}
+
+// A group of the folded graph as a pseudo-run.
+function groupRun(rootId, group) {
+  return {
+    id: group.id,
+    root_id: rootId,
+    parent_id: group.parent_id,
+    name: group.name,
+    function_path: group.function_path,
+    state: groupState(group.states || {}),
+    created_at: group.created_at,
+    started_at: group.started_at,
+    ended_at: group.ended_at,
+    updated_at: 0,
+    inline: true,
+    group,
+  };
+}
+
+export function isGroupId(id) {
+  return typeof id === "string" && id.startsWith("group:");
+}
 
 function byCreation(a, b) {
   return a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -26,10 +78,39 @@ function byCreation(a, b) {
 export class RunGraph {
   constructor(data) {
     this.rootId = data.root_id;
+    this.folded = Boolean(data.folded);
+    this.totalRuns = data.total_runs ?? data.runs.length;
     this.runs = new Map(data.runs.map((run) => [run.id, run]));
+    for (const group of data.groups || []) this.runs.set(group.id, groupRun(this.rootId, group));
     this.artifacts = new Map((data.artifacts || []).map((a) => [a.id, a]));
     this.edges = data.edges || [];
+    this.nested = new Map(Object.entries(data.nested || {}));
     this.index();
+  }
+
+  // Adds a folded graph of some run's descendants (?parent=P): its runs, groups, edges.
+  merge(data) {
+    for (const run of data.runs || []) {
+      const known = this.runs.get(run.id);
+      if (!known || !(known.updated_at > run.updated_at)) this.runs.set(run.id, run);
+    }
+    for (const group of data.groups || []) this.runs.set(group.id, groupRun(this.rootId, group));
+    for (const artifact of data.artifacts || []) this.artifacts.set(artifact.id, artifact);
+    const seen = new Set(this.edges.map(edgeKey));
+    for (const edge of data.edges || []) if (!seen.has(edgeKey(edge))) this.edges.push(edge);
+    for (const [id, counts] of Object.entries(data.nested || {})) this.nested.set(id, counts);
+    // Runs whose children came with it are no longer cut.
+    for (const run of data.runs || []) if (!(data.nested && run.id in data.nested)) this.nested.delete(run.id);
+    this.index();
+  }
+
+  // What decides the layout: the nodes, their nesting, the edges, what is cut.
+  shape() {
+    const parts = [];
+    for (const [id, run] of this.runs) parts.push(`${id}<${run.parent_id || ""}`);
+    parts.sort();
+    const edges = this.edges.map(edgeKey).sort();
+    return `${parts.join(",")}|${edges.join(",")}|${[...this.nested.keys()].sort().join(",")}`;
   }
 
   index() {
@@ -45,6 +126,7 @@ export class RunGraph {
     // Within the box of their lowest common ancestor, an edge orders two siblings.
     this.clusterEdges = new Map();
     this.dataEdges = [];
+    this.edgeCounts = new Map(); // "source>destination" -> how many values flow (a group's: many)
     const seenCluster = new Set();
     const seenData = new Set();
     for (const edge of this.edges) {
@@ -62,6 +144,7 @@ export class RunGraph {
         list.push([from, to]);
       }
       const dataKey = `${source}>${destination}`;
+      this.edgeCounts.set(dataKey, (this.edgeCounts.get(dataKey) || 0) + (edge.count ?? 1));
       if (!seenData.has(dataKey)) {
         seenData.add(dataKey);
         this.dataEdges.push([source, destination]);
@@ -95,8 +178,22 @@ export class RunGraph {
     return null;
   }
 
+  // Children shown (or to be fetched: a run the server cut, in `nested`).
   hasChildren(id) {
-    return this.children.has(id);
+    return this.children.has(id) || this.nested.has(id);
+  }
+
+  isGroup(id) {
+    return Boolean(this.runs.get(id)?.group);
+  }
+
+  // How many runs are directly below `id`, a group counting its members.
+  childCount(id) {
+    const list = this.children.get(id);
+    if (!list) return this.nested.get(id)?.count ?? 0;
+    let count = 0;
+    for (const child of list) count += this.runs.get(child)?.group?.count ?? 1;
+    return count;
   }
 
   descendantCount(id) {
@@ -118,7 +215,8 @@ export class RunGraph {
     return result;
   }
 
-  // Applies runs from the events stream; returns {changed: [ids], added: bool}.
+  // Applies runs from the events stream; returns {changed: [ids], added: bool}. A folded
+  // graph keeps only the runs it lists (the others are in groups or cut).
   update(runs) {
     const changed = [];
     let added = false;
@@ -127,11 +225,16 @@ export class RunGraph {
       const known = this.runs.get(run.id);
       if (!known) added = true;
       else if (known.updated_at > run.updated_at) continue;
+      if (!known && this.folded) continue;
       this.runs.set(run.id, run);
       if (known) changed.push(run.id);
     }
     return { changed, added };
   }
+}
+
+function edgeKey(edge) {
+  return `${edge.source_run_id}>${edge.destination_run_id}:${edge.parameter}`;
 }
 
 // The default: the root expanded; the rest expanded too unless the graph is big.
@@ -172,7 +275,7 @@ function placeLevel(graph, parentId, ids, isOpen) {
       const sub = placeLevel(graph, id, graph.children.get(id), isOpen);
       items.set(id, { id, open: true, sub, w: Math.max(sub.width + 2 * PAD, NODE_W), h: sub.height + HEADER + PAD });
     } else {
-      items.set(id, { id, open: false, w: NODE_W, h: NODE_H });
+      items.set(id, { id, open: false, w: NODE_W, h: graph.isGroup(id) ? GROUP_H : NODE_H });
     }
   }
   // Longest-path layers (Kahn's algorithm, in creation order).
@@ -235,9 +338,10 @@ function placeLevel(graph, parentId, ids, isOpen) {
 }
 
 // Positions of every visible run: {boxes: Map id -> {x, y, w, h, open}, visible: Map run
-// id -> id of the node or box that shows it, edges: [[from, to]], width, height}.
+// id -> id of the node or box that shows it, edges: [[from, to, how many values]], width,
+// height}.
 export function layout(graph, isExpanded) {
-  const isOpen = (id) => graph.hasChildren(id) && isExpanded(id);
+  const isOpen = (id) => graph.children.has(id) && isExpanded(id);
   const boxes = new Map();
   const top = placeLevel(graph, null, [graph.rootId], isOpen);
   const assign = (level, ox, oy) => {
@@ -261,15 +365,21 @@ export function layout(graph, isExpanded) {
     }
   }
   const edges = [];
-  const seen = new Set();
+  const seen = new Map(); // "from>to" -> its edge
   for (const [source, destination] of graph.dataEdges) {
     const from = visible.get(source);
     const to = visible.get(destination);
     if (!from || !to || from === to) continue;
     const key = `${from}>${to}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    edges.push([from, to]);
+    const count = graph.edgeCounts.get(`${source}>${destination}`) || 1;
+    const known = seen.get(key);
+    if (known) {
+      known[2] += count;
+      continue;
+    }
+    const edge = [from, to, count];
+    seen.set(key, edge);
+    edges.push(edge);
   }
   return { boxes, visible, edges, width: top.width + 2 * MARGIN, height: top.height + 2 * MARGIN };
 }
@@ -280,11 +390,12 @@ function truncate(text, room) {
 }
 
 export function metaText(graph, run) {
+  if (run.group) return groupMeta(run.group);
   const parts = [run.state];
   if (run.cache_hit) parts.push("cached");
   if (!run.inline) parts.push("worker");
-  const count = graph.hasChildren(run.id) ? graph.children.get(run.id).length : 0;
-  if (count) parts.push(`${count} nested`);
+  const count = graph.childCount(run.id);
+  if (count) parts.push(`${thousands(count)} nested`);
   return parts.join(" · ");
 }
 
@@ -292,7 +403,53 @@ const EXECUTING = new Set(["SCHEDULED", "RETRYING"]);
 
 export function nodeClass(run, kind, selected) {
   const live = EXECUTING.has(run.state) ? " running" : ""; // animated: keep it to a few
-  return `${kind} state-${run.state}${live}${selected ? " selected" : ""}`;
+  return `${kind}${run.group ? " group" : ""} state-${run.state}${live}${selected ? " selected" : ""}`;
+}
+
+// "99,990 resolved · 10 failed": the two largest counts (failures always named).
+export function groupMeta(group) {
+  const states = Object.entries(group.states || {}).filter(([, n]) => n > 0);
+  states.sort((a, b) => (b[0] === "FAILED") - (a[0] === "FAILED") || b[1] - a[1]);
+  return states
+    .slice(0, 2)
+    .map(([state, n]) => `${thousands(n)} ${state.toLowerCase().replace("_", " ")}`)
+    .join(" · ");
+}
+
+// The bar of a group's states: one segment per state, as wide as its share (at least 2
+// pixels, so that 10 failures among 100,000 show).
+export function stateSegments(states, width) {
+  const entries = STATE_ORDER.filter((state) => states[state] > 0).map((state) => [state, states[state]]);
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  if (!total) return [];
+  const min = Math.min(2, width / entries.length);
+  const wanted = entries.map(([, n]) => Math.max(min, (n / total) * width));
+  const excess = wanted.reduce((a, b) => a + b, 0) - width;
+  const big = wanted.reduce((sum, w) => sum + (w > min ? w : 0), 0);
+  let x = 0;
+  return entries.map(([state, n], i) => {
+    const w = wanted[i] > min && big > 0 ? wanted[i] - (excess * wanted[i]) / big : wanted[i];
+    const segment = { state, count: n, x, w };
+    x += w;
+    return segment;
+  });
+}
+
+function groupMarkup(run, box, selectedId) {
+  const group = run.group;
+  const bar = NODE_W - 28;
+  const segments = stateSegments(group.states || {}, bar)
+    .map((s) => `<rect class="seg state-${s.state}" x="${(14 + s.x).toFixed(1)}" y="31" width="${s.w.toFixed(1)}" height="8"><title>${thousands(s.count)} ${s.state}</title></rect>`)
+    .join("");
+  return (
+    `<g class="${nodeClass(run, "node", run.id === selectedId)}" data-run="${escape(run.id)}" data-count="${group.count}" tabindex="0" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
+    `<rect class="body" width="${NODE_W}" height="${GROUP_H}" rx="8"/>` +
+    `<rect class="stack" x="4" y="${GROUP_H}" width="${NODE_W - 8}" height="4" rx="2"/>` +
+    `<rect class="band" width="5" height="${GROUP_H - 16}" x="0" y="8" rx="2"/>` +
+    `<text class="name" x="14" y="21">${escape(truncate(`${run.name} × ${thousands(group.count)}`, NODE_W - 24))}</text>` +
+    `<rect class="bar" x="14" y="31" width="${bar}" height="8" rx="2"/>${segments}` +
+    `<text class="meta" x="14" y="55">${escape(metaText(null, run))}</text></g>`
+  );
 }
 
 function toggleMarkup(id, open, x) {
@@ -306,6 +463,7 @@ function toggleMarkup(id, open, x) {
 // One collapsed run's node, as markup.
 export function nodeMarkup(graph, id, box, selectedId) {
   const run = graph.runs.get(id);
+  if (run.group) return groupMarkup(run, box, selectedId);
   const toggle = graph.hasChildren(id);
   return (
     `<g class="${nodeClass(run, "node", id === selectedId)}" data-run="${id}" tabindex="0" transform="translate(${Math.round(box.x)},${Math.round(box.y)})">` +
@@ -340,7 +498,7 @@ export function svgMarkup(graph, lay, selectedId) {
     );
   }
   parts.push('<g class="edges">');
-  for (const [from, to] of lay.edges) {
+  for (const [from, to, count] of lay.edges) {
     const a = lay.boxes.get(from);
     const b = lay.boxes.get(to);
     const sx = Math.round(a.x + a.w / 2);
@@ -349,7 +507,8 @@ export function svgMarkup(graph, lay, selectedId) {
     const ty = Math.round(b.y) - 2;
     const bend = Math.max(18, Math.abs(ty - sy) / 2);
     parts.push(
-      `<path class="edge" data-from="${from}" data-to="${to}" d="M${sx},${sy}C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}"/>`,
+      `<path class="edge${count > 1 ? " many" : ""}" data-from="${escape(from)}" data-to="${escape(to)}" d="M${sx},${sy}C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}">` +
+        `${count > 1 ? `<title>${thousands(count)} values</title>` : ""}</path>`,
     );
   }
   parts.push('</g><g class="nodes"></g>');

@@ -37,17 +37,31 @@ export class RunPanel {
     this.runId = null;
     this.logs = null;
     this.artifactRequests = new Map();
+    this.extra = new Map(); // runs shown that the graph does not list (members of a group)
+    this.back = null; // {runId, label, go()}: the way back to the group a member was picked in
   }
 
   setGraph(graph) {
     this.graph = graph;
   }
 
+  lookup(id) {
+    return this.graph.runs.get(id) || this.extra.get(id);
+  }
+
+  // A run the graph does not list (a group's member): shown as any other; `back` puts a
+  // link above its details to the group it was picked in.
+  adopt(run, back) {
+    const known = this.extra.get(run.id);
+    if (!known || !(known.updated_at > run.updated_at)) this.extra.set(run.id, run);
+    if (back !== undefined) this.back = back;
+  }
+
   show(runId) {
     if (runId === this.runId) return;
     this.stopLogs();
     this.runId = runId;
-    const run = this.graph.runs.get(runId);
+    const run = this.lookup(runId);
     if (!run) {
       this.element.replaceChildren(h("div", { class: "panel-empty" }, "Select a run in the graph to see its details."));
       return;
@@ -60,7 +74,7 @@ export class RunPanel {
 
   // The selected run changed (events stream): render again, keeping the logs as they are.
   refresh() {
-    const run = this.graph.runs.get(this.runId);
+    const run = this.lookup(this.runId);
     if (!run) return;
     const scroll = this.element.scrollTop;
     this.render(run);
@@ -82,9 +96,11 @@ export class RunPanel {
     }
     this.element.dataset.run = run.id;
     const parent = run.parent_id ? graph.runs.get(run.parent_id) : null;
+    const back = this.back && this.back.runId === run.id ? this.back : null;
     const head = h(
       "div",
       { class: "panel-head" },
+      back ? h("a", { href: "#", class: "back-to-group", "data-action": "back-to-group", onclick: (e) => { e.preventDefault(); back.go(); } }, `← ${back.label}`) : null,
       h("div", { class: "panel-title" }, h("h2", {}, run.name), stateBadge(run.state)),
       h("code", { class: "function-path" }, run.function_path),
       h(
@@ -209,7 +225,7 @@ export class RunPanel {
     const poll = async () => {
       logs.timer = null;
       if (this.logs !== logs) return;
-      const run = this.graph.runs.get(runId);
+      const run = this.lookup(runId);
       const done = !run || isFinished(run); // read before polling: the last poll sees it all
       logs.polling = true;
       try {

@@ -1,21 +1,50 @@
 // The run page (#/runs/ID): a pipeline's DAG, live through the events stream, with the
 // selected run's details on the side; Cancel and Rerun.
+//
+// The graph is read folded (?fold=FOLD): a fan-out of one function is one node, its runs
+// listed a page at a time in the side panel (group.js), and runs deep in a big pipeline
+// come collapsed, their children fetched when expanded. A small pipeline (at most
+// FULL_GRAPH_MAX runs) is read whole, as it always was. While it runs, the stream's runs
+// are applied once a frame; runs the page does not list (a group's members) only make it
+// read the folded graph again, at most once a second (revalidated by its ETag), and the
+// nodes are updated in place unless what is shown changed.
 
 import { ApiError, getJSON, postJSON, subscribe } from "./api.js";
 import { defaultExpanded, layout, metaText, nodeClass, nodeMarkup, RunGraph, svgMarkup } from "./dag.js";
+import { GroupPanel } from "./group.js";
 import { RunPanel } from "./panel.js";
-import { debounce, duration, formatTime, h, hashOf, isFinished, setLive, stateBadge, tagChips, thousands } from "./util.js";
+import { duration, formatTime, h, hashOf, isFinished, setLive, stateBadge, tagChips, thousands } from "./util.js";
+import { Viewport } from "./viewport.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const APPEAR_TIMEOUT_MS = 60000;
 const NODE_BATCH = 100; // nodes added to the graph per frame
+export const FOLD = 20; // siblings of one function folded into a group from this many
+export const FULL_GRAPH_MAX = 1000; // a pipeline this small is shown whole
+const REFETCH_MS = 1000;
+
+// A pipeline of at most FULL_GRAPH_MAX runs comes whole (fold_above), in one request.
+const foldedPath = (runId, parent) =>
+  `/runs/${runId}/graph?fold=${FOLD}&fold_above=${FULL_GRAPH_MAX}${parent ? `&parent=${parent}` : ""}`;
+
+// The graph to show: folded, or whole when the pipeline is small (the server decides).
+async function readGraph(runId) {
+  try {
+    return await getJSON(foldedPath(runId), { cache: "no-cache" });
+  } catch (error) {
+    // A server that keeps no index to fold with answers 404 too: read the whole graph
+    // (which answers 404 in its turn when the run is not recorded).
+    if (error instanceof ApiError && error.status === 404) return getJSON(`/runs/${runId}/graph`, { cache: "no-cache" });
+    throw error;
+  }
+}
 
 // Fetches the graph; a run that does not exist yet (a rerun starting) is waited for.
 async function fetchGraph(runId, isDisposed, onWait) {
   const deadline = Date.now() + APPEAR_TIMEOUT_MS;
   for (;;) {
     try {
-      return await getJSON(`/runs/${runId}/graph`);
+      return await readGraph(runId);
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404 || Date.now() > deadline) throw error;
       onWait();
@@ -29,11 +58,14 @@ export function showRun(main, runId, selectedId) {
   let disposed = false;
   let graph = null;
   let lay = null;
-  let selected = selectedId || null;
+  let selected = selectedId || null; // the run (or group) shown in the side panel
   let elements = new Map();
   let unsubscribe = null;
   let panel = null;
+  let groupPanel = null;
+  let viewport = null;
   const toggled = new Map(); // run id -> expanded, as the user chose
+  const loadedParents = new Set(); // cut runs whose children were fetched (?parent=)
   const timers = [];
 
   const status = h("div", { class: "loading" }, "Loading…");
@@ -49,9 +81,20 @@ export function showRun(main, runId, selectedId) {
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "dag");
   const scroller = h("div", { class: "graph-scroll" }, svg);
-  const side = h("aside", { class: "panel" });
+  const minimap = h("canvas", { class: "minimap", "aria-label": "Minimap: click to move the view", hidden: true });
+  const zoomLabel = h("span", { class: "zoom-label muted", "data-zoom": "" }, "100%");
+  const runSide = h("div", { class: "run-side" });
+  const groupSide = h("div", { class: "group-side", hidden: true });
+  const side = h("aside", { class: "panel" }, runSide, groupSide);
 
   const isExpanded = (id) => (toggled.has(id) ? toggled.get(id) : defaultExpanded(graph, id));
+  // The node highlighted: the selected run's, or its group's when it is a group's member.
+  const highlighted = () => {
+    if (!selected || graph.runs.has(selected)) return selected;
+    const run = panel?.lookup(selected);
+    const group = run ? `group:${run.parent_id}:${run.function_path}` : null;
+    return group && graph.runs.has(group) ? group : null;
+  };
 
   function page() {
     return h(
@@ -76,8 +119,17 @@ export function showRun(main, runId, selectedId) {
             counts,
             h("button", { type: "button", class: "button small", "data-action": "expand-all", onclick: () => setAll(true) }, "Expand all"),
             h("button", { type: "button", class: "button small", "data-action": "collapse-all", onclick: () => setAll(false) }, "Collapse all"),
+            h(
+              "span",
+              { class: "zoom-controls", title: "Zoom: these buttons, or Ctrl + wheel; drag the background to pan" },
+              h("button", { type: "button", class: "button small", "data-action": "zoom-out", "aria-label": "Zoom out", onclick: () => viewport.zoomOut() }, "−"),
+              zoomLabel,
+              h("button", { type: "button", class: "button small", "data-action": "zoom-in", "aria-label": "Zoom in", onclick: () => viewport.zoomIn() }, "+"),
+              h("button", { type: "button", class: "button small", "data-action": "fit", onclick: () => viewport.fit() }, "Fit"),
+            ),
           ),
           scroller,
+          minimap,
         ),
         side,
       ),
@@ -99,6 +151,8 @@ export function showRun(main, runId, selectedId) {
     cancelButton.hidden = isFinished(root);
   }
 
+  const stateOf = (id) => graph.runs.get(id)?.state;
+
   // Boxes and edges at once; then the nodes in batches, one per frame, nearest to the
   // visible part first, so that no frame has to lay out 1,000 nodes' text.
   let generation = 0;
@@ -106,23 +160,13 @@ export function showRun(main, runId, selectedId) {
     generation += 1;
     const mine = generation;
     lay = layout(graph, isExpanded);
-    const width = Math.ceil(lay.width);
-    const height = Math.ceil(lay.height);
-    const view = { width: scroller.clientWidth, height: scroller.clientHeight };
-    svg.setAttribute("width", String(width));
-    svg.setAttribute("height", String(height));
-    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    const { markup, nodes } = svgMarkup(graph, lay, selected);
+    viewport.setContent(lay.width, lay.height, lay.boxes, stateOf);
+    const mark = highlighted();
+    const { markup, nodes } = svgMarkup(graph, lay, mark);
     svg.innerHTML = markup;
     const focus = focusId ? lay.boxes.get(lay.visible.get(focusId)) : null;
-    if (focus) {
-      scroller.scrollLeft = Math.max(0, focus.x + focus.w / 2 - view.width / 2);
-      scroller.scrollTop = Math.max(0, focus.y + focus.h / 2 - view.height / 2);
-    }
-    // The SVG is centered when narrower than the pane.
-    const left = scroller.scrollLeft - Math.max(0, (view.width - width) / 2);
-    const cx = left + view.width / 2;
-    const cy = scroller.scrollTop + view.height / 2;
+    if (focus) viewport.show(focus);
+    const { x: cx, y: cy } = viewport.center();
     const distance = new Map();
     for (const id of nodes) {
       const box = lay.boxes.get(id);
@@ -137,7 +181,7 @@ export function showRun(main, runId, selectedId) {
       if (mine !== generation) return; // rendered again since
       const end = Math.min(nodes.length, next + NODE_BATCH);
       const parts = [];
-      for (let i = next; i < end; i += 1) parts.push(nodeMarkup(graph, nodes[i], lay.boxes.get(nodes[i]), selected));
+      for (let i = next; i < end; i += 1) parts.push(nodeMarkup(graph, nodes[i], lay.boxes.get(nodes[i]), mark));
       group.insertAdjacentHTML("beforeend", parts.join(""));
       for (let i = next; i < end; i += 1) elements.set(nodes[i], group.children[i]);
       next = end;
@@ -145,42 +189,76 @@ export function showRun(main, runId, selectedId) {
       else svg.dataset.rendered = String(mine);
     };
     batch();
-    counts.textContent = `${thousands(graph.runs.size)} runs · ${thousands(lay.boxes.size)} shown`;
+    const groups = [...graph.runs.values()].filter((run) => run.group).length;
+    counts.textContent = `${thousands(graph.totalRuns)} runs · ${thousands(lay.boxes.size)} shown${groups ? ` · ${groups} folded` : ""}`;
   }
 
+  // States or counts changed, not the shape: the nodes in place, no layout.
   function updateNodes(ids) {
+    const mark = highlighted();
     for (const id of ids) {
       const element = elements.get(id);
       const run = graph.runs.get(id);
       if (!element || !run) continue;
+      if (run.group && !element.classList.contains("cluster")) {
+        const box = lay.boxes.get(id);
+        if (!box) continue;
+        element.insertAdjacentHTML("afterend", nodeMarkup(graph, id, box, mark));
+        const fresh = element.nextElementSibling;
+        element.remove();
+        elements.set(id, fresh);
+        continue;
+      }
       const kind = element.classList.contains("cluster") ? "cluster" : "node";
-      element.setAttribute("class", nodeClass(run, kind, id === selected));
+      element.setAttribute("class", nodeClass(run, kind, id === mark));
       const meta = element.querySelector(":scope > .meta");
       if (meta) meta.textContent = metaText(graph, run);
     }
+    viewport.drawSoon();
   }
 
-  function scrollTo(id) {
-    const box = lay?.boxes.get(lay.visible.get(id));
-    if (!box) return;
-    scroller.scrollLeft = Math.max(0, box.x + box.w / 2 - scroller.clientWidth / 2);
-    scroller.scrollTop = Math.max(0, box.y + box.h / 2 - scroller.clientHeight / 2);
+  function showSide(group) {
+    groupSide.hidden = !group;
+    runSide.hidden = group;
   }
 
   function select(id, { scroll = false } = {}) {
     if (!graph.runs.has(id)) return;
     const hidden = graph.ancestors(id).filter((a) => !isExpanded(a));
-    const previous = selected;
+    const previous = highlighted();
     selected = id;
     if (hidden.length) {
       for (const ancestor of hidden) toggled.set(ancestor, true);
       renderGraph(scroll ? id : null);
     } else {
       updateNodes([previous, id].filter(Boolean));
-      if (scroll) scrollTo(id);
+      if (scroll) viewport.show(lay?.boxes.get(lay.visible.get(id)));
     }
     history.replaceState(null, "", hashOf(`/runs/${graph.rootId}`, { run: id === graph.rootId ? "" : id }));
-    panel.show(id);
+    const run = graph.runs.get(id);
+    if (run.group) {
+      panel.show(null);
+      groupPanel.show(run, graph.runs.get(run.parent_id)?.name);
+      showSide(true);
+    } else {
+      groupPanel.dispose();
+      panel.show(id);
+      showSide(false);
+    }
+  }
+
+  // A run the graph does not list (a group's member, picked in the list or named in the
+  // address): its details, with a link back to its group.
+  function pick(run) {
+    const group = `group:${run.parent_id}:${run.function_path}`;
+    const inGroup = graph.runs.get(group);
+    const previous = highlighted();
+    panel.adopt(run, inGroup ? { runId: run.id, label: `${inGroup.name} × ${thousands(inGroup.group.count)}`, go: () => select(group) } : null);
+    selected = run.id;
+    if (previous !== highlighted()) updateNodes([previous, highlighted()].filter(Boolean));
+    history.replaceState(null, "", hashOf(`/runs/${graph.rootId}`, { run: run.id }));
+    panel.show(run.id);
+    showSide(false);
   }
 
   function setAll(expanded) {
@@ -188,30 +266,41 @@ export function showRun(main, runId, selectedId) {
     renderGraph();
   }
 
+  // Expands (or collapses) a run; a run the server cut has its children fetched first.
+  async function toggle(id, focus) {
+    const expand = !(graph.children.has(id) && isExpanded(id));
+    if (expand && !graph.children.has(id) && graph.nested.has(id)) {
+      try {
+        const data = await getJSON(foldedPath(graph.rootId, id), { cache: "no-cache" });
+        if (disposed) return;
+        graph.merge(data);
+        loadedParents.add(id);
+      } catch (error) {
+        message.textContent = `Could not read the runs in it: ${error.message}`;
+        return;
+      }
+    }
+    toggled.set(id, expand);
+    renderGraph(focus ? id : null);
+  }
+
   svg.addEventListener("mouseover", (event) => {
     const run = graph?.runs.get(event.target.closest("[data-run]")?.dataset.run);
-    scroller.title = run ? `${run.name} — ${run.state}` : "";
+    scroller.title = run ? (run.group ? `${run.name} × ${thousands(run.group.count)} — ${metaText(graph, run)}` : `${run.name} — ${run.state}`) : "";
   });
 
   svg.addEventListener("keydown", (event) => {
     const node = event.target.closest?.("[data-run]");
     if (!node || (event.key !== "Enter" && event.key !== " ")) return;
     event.preventDefault();
-    if (event.key === " " && graph.hasChildren(node.dataset.run)) {
-      const id = node.dataset.run;
-      toggled.set(id, !isExpanded(id));
-      renderGraph(id);
-    } else {
-      select(node.dataset.run);
-    }
+    if (event.key === " " && graph.hasChildren(node.dataset.run)) toggle(node.dataset.run, true);
+    else select(node.dataset.run);
   });
 
   svg.addEventListener("click", (event) => {
-    const toggle = event.target.closest("[data-toggle]");
-    if (toggle) {
-      const id = toggle.dataset.toggle;
-      toggled.set(id, !isExpanded(id));
-      renderGraph();
+    const button = event.target.closest("[data-toggle]");
+    if (button) {
+      toggle(button.dataset.toggle, false);
       return;
     }
     const node = event.target.closest("[data-run]");
@@ -240,33 +329,86 @@ export function showRun(main, runId, selectedId) {
     }
   }
 
-  const reload = debounce(async () => {
+  // Reads the graph again (runs were added, or a group's members changed): the nodes are
+  // updated in place when the same ones are shown, laid out again otherwise. One read at a
+  // time: a change seen during a read asks for one more after it.
+  let reading = false;
+  let again = false;
+  let lastRead = 0;
+  let readTimer = null;
+  function reload() {
+    if (reading) again = true;
+    else if (readTimer === null) readTimer = setTimeout(readAgain, Math.max(0, lastRead + REFETCH_MS - Date.now()));
+  }
+  async function readAgain() {
+    readTimer = null;
+    reading = true;
+    lastRead = Date.now();
     try {
-      const data = await getJSON(`/runs/${graph.rootId}/graph`);
+      const data = await readGraph(graph.rootId);
+      const parents = data.folded ? [...loadedParents] : [];
+      const more = await Promise.all(parents.map((id) => getJSON(foldedPath(graph.rootId, id), { cache: "no-cache" }).catch(() => null)));
       if (disposed) return;
       const fresh = new RunGraph(data);
+      for (const extra of more) if (extra) fresh.merge(extra);
       // Runs from the stream newer than this snapshot win.
-      fresh.update([...graph.runs.values()]);
+      fresh.update([...graph.runs.values()].filter((run) => !run.group));
       for (const [id, artifact] of graph.artifacts) if (!fresh.artifacts.has(id)) fresh.artifacts.set(id, artifact);
       fresh.index();
+      const same = fresh.folded === graph.folded && fresh.shape() === graph.shape();
+      const changed = [];
+      if (same) {
+        for (const [id, run] of fresh.runs) {
+          const old = graph.runs.get(id);
+          if (old !== run && (old.state !== run.state || old.updated_at !== run.updated_at || JSON.stringify(old.group) !== JSON.stringify(run.group))) changed.push(id);
+        }
+      }
       graph = fresh;
       panel.setGraph(graph);
       renderHeader();
-      renderGraph();
-      panel.refresh();
+      if (same) updateNodes(changed);
+      else renderGraph();
+      const shown = graph.runs.get(selected);
+      if (shown?.group) groupPanel.update(shown);
+      else panel.refresh();
     } catch {
       // The stream will bring the next change; the page keeps what it shows.
+    } finally {
+      reading = false;
+      if (again && !disposed) {
+        again = false;
+        reload();
+      }
     }
-  }, 800);
+  }
 
-  function onRuns(runs) {
+  // The stream's runs, applied once a frame.
+  let pending = [];
+  let frame = 0;
+  function flush() {
+    frame = 0;
+    const runs = pending;
+    pending = [];
+    if (disposed || !runs.length) return;
     const { changed, added } = graph.update(runs);
+    let member = false;
+    for (const run of runs) {
+      if (!graph.runs.has(run.id) && panel.extra.has(run.id)) {
+        panel.adopt(run);
+        member ||= run.id === selected;
+      }
+    }
     if (added) reload();
     if (changed.length) {
       updateNodes(changed);
       if (changed.includes(graph.rootId)) renderHeader();
-      if (changed.includes(selected)) panel.refresh();
     }
+    if (member || changed.includes(selected)) panel.refresh();
+  }
+
+  function onRuns(runs) {
+    for (const run of runs) pending.push(run);
+    if (!frame) frame = requestAnimationFrame(flush);
   }
 
   async function start() {
@@ -284,21 +426,39 @@ export function showRun(main, runId, selectedId) {
     if (graph.rootId !== runId && !selected) {
       selected = runId; // a nested run's page is its pipeline's page, with it selected
     }
-    if (!graph.runs.has(selected)) selected = graph.rootId;
-    panel = new RunPanel(side, graph, { select: (id) => select(id, { scroll: true }), rerunFrom: (id) => rerun(id) });
+    panel = new RunPanel(runSide, graph, { select: (id) => select(id, { scroll: true }), rerunFrom: (id) => rerun(id) });
+    groupPanel = new GroupPanel(groupSide, { pick, select: (id) => select(id, { scroll: true }) });
+    let member = null;
+    if (selected && !graph.runs.has(selected) && graph.folded && /^[0-9a-f]{32}$/.test(selected)) {
+      try {
+        member = await getJSON(`/runs/${selected}`); // in a group, or cut
+      } catch {
+        member = null;
+      }
+      if (disposed) return;
+      if (member?.root_id !== graph.rootId) member = null;
+    }
+    if (!member && !graph.runs.has(selected)) selected = graph.rootId;
     main.replaceChildren(page());
+    viewport = new Viewport({ scroller, svg, minimap, zoomLabel });
     renderHeader();
-    if (selected !== graph.rootId) for (const ancestor of graph.ancestors(selected)) if (!isExpanded(ancestor)) toggled.set(ancestor, true);
-    renderGraph(selected !== graph.rootId ? selected : null);
-    select(selected);
+    if (member) {
+      panel.adopt(member);
+      renderGraph();
+      pick(member);
+    } else {
+      if (selected !== graph.rootId) for (const ancestor of graph.ancestors(selected)) if (!isExpanded(ancestor)) toggled.set(ancestor, true);
+      renderGraph(selected !== graph.rootId ? selected : null);
+      select(selected);
+    }
 
     let since = 0;
-    for (const run of graph.runs.values()) since = Math.max(since, run.updated_at);
+    for (const run of graph.runs.values()) if (!run.group) since = Math.max(since, run.updated_at);
     unsubscribe = subscribe({ rootId: graph.rootId, since: Math.max(0, since - 2), onRuns, onStatus: setLive });
     timers.push(
       setInterval(() => {
         for (const element of main.querySelectorAll("[data-duration]")) {
-          const run = graph.runs.get(element.dataset.duration);
+          const run = panel.lookup(element.dataset.duration);
           if (run && !isFinished(run)) element.textContent = duration(run);
         }
       }, 1000),
@@ -309,9 +469,12 @@ export function showRun(main, runId, selectedId) {
   return {
     dispose() {
       disposed = true;
-      reload.cancel();
+      clearTimeout(readTimer);
+      cancelAnimationFrame(frame);
       unsubscribe?.();
       panel?.dispose();
+      groupPanel?.dispose();
+      viewport?.dispose();
       for (const timer of timers) clearInterval(timer);
       setLive(null);
     },
