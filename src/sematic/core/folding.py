@@ -93,6 +93,11 @@ class Sketch:
     # The earliest creation and start and the latest end of each large set, when known.
     times: Mapping[tuple[str, str], Times] = field(default_factory=dict)
 
+    @property
+    def size(self) -> int:
+        """How many runs the pipeline has (the root and every run ``counts`` counts)."""
+        return 1 + sum(row.number for row in self.counts)
+
     def large_sets(self) -> set[tuple[str, str]]:
         """The (parent, function) sibling sets of ``fold`` or more runs."""
         return large_sets(self.counts, self.fold)

@@ -82,10 +82,13 @@ class Scheduler:
         self._guard = threading.Lock()
         self._interruptible: Interruptible | None = None  # set while an inline function runs
         self._told = False  # the engine has been told of the cancel
-        # Workers get the server's API key in their environment, never in their job file.
-        key = settings.api_key if settings.server_url else None
-        self._env = {variables.API_KEY: key} if key else None
-        if not settings.server_url:  # workers read (and pack) small payloads in the database
+        # Workers get the server's API key in their environment, never in their job file;
+        # without a server, the database's URL (it may hold a password too): they read (and
+        # pack) small payloads there.
+        if settings.server_url:
+            key = settings.api_key
+            self._env = {variables.API_KEY: key} if key else None
+        else:
             self._env = {
                 variables.DATABASE_URL: settings.database_url,
                 variables.SMALL_PAYLOAD_BYTES: str(settings.small_payload_bytes),

@@ -42,12 +42,11 @@ from sematic.core.errors import (
     ArtifactCorruptedError,
     ArtifactMissingError,
     InfrastructureError,
-    RunNotFoundError,
     StoreError,
 )
 from sematic.core.files import private_folder, private_opener, write_private
 from sematic.core.ports import ApiKeyStore, Mailbox, MetadataStore, StreamingArtifactStore
-from sematic.core.records import ArtifactRecord, RunRecord
+from sematic.core.records import ArtifactRecord
 from sematic.server import bodies, guard, keys, openapi, writes
 from sematic.server import graph as graph_routes
 from sematic.server import mailbox as mailbox_routes
@@ -55,7 +54,7 @@ from sematic.server.bodies import JSONResponse
 from sematic.server.listing import run_page
 from sematic.server.metrics import ServerMetrics
 from sematic.server.params import artifact_id as artifact_id_param
-from sematic.server.params import integer
+from sematic.server.params import integer, stored_run
 from sematic.server.params import run_id as run_id_param
 from sematic.server.steering import RerunStarter, Steering
 from sematic.storage.serialization import verify
@@ -104,7 +103,7 @@ class _Api:
         return JSONResponse(run_page(self.metadata, request.query_params))
 
     def get_run(self, request: Request) -> Response:
-        run = self._run(request.path_params["run_id"])
+        run = stored_run(self.metadata, request.path_params["run_id"])
         return JSONResponse(wire.run_detail_json(run, self.metadata.transitions_of(run.id)))
 
     def get_artifact(self, request: Request) -> Response:
@@ -171,13 +170,6 @@ class _Api:
             )
             return JSONResponse({"error": message, "size": size}, 409, headers)
         return JSONResponse({"run_id": run_id, "size": size}, headers=headers)
-
-    def _run(self, run_id: str) -> RunRecord:
-        run_id_param(run_id)
-        try:
-            return self.metadata.get_run(run_id)
-        except RunNotFoundError:
-            raise HTTPException(404, f"No run with id {run_id!r}.") from None
 
     def _artifact(self, artifact_id: str) -> ArtifactRecord:
         artifact_id_param(artifact_id)

@@ -36,14 +36,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sematic.core import folding, wire
-from sematic.core.engine import TERMINAL, State
-from sematic.core.errors import RunNotFoundError
+from sematic.core.engine import TERMINAL
 from sematic.core.folding import EdgeSketch, Sketch
 from sematic.core.ports import MetadataStore
 from sematic.core.records import RunRecord
 from sematic.server import bodies
 from sematic.server.bodies import JSONResponse
-from sematic.server.params import integer, text
+from sematic.server.params import integer, run_state, stored_run, text
 from sematic.server.params import run_id as run_id_param
 
 MAX_FOLD = 1_000_000
@@ -55,7 +54,6 @@ DEFAULT_BINS = 20
 # Folded graphs kept (by pipeline, view and skeleton): viewers polling a large pipeline.
 CACHED_GRAPHS = 16
 ORDERS = ("failed-first", "created")
-_STATES = frozenset(state.value for state in State)
 _TERMINAL = frozenset(state.value for state in TERMINAL)
 
 
@@ -106,7 +104,7 @@ class _Graph:
         self._lock = threading.Lock()
 
     def graph(self, request: Request) -> Response:
-        run = self._run(request.path_params["run_id"])
+        run = stored_run(self.metadata, request.path_params["run_id"])
         params = request.query_params
         if "fold" not in params:
             return JSONResponse(self._whole(run.root_id))
@@ -122,7 +120,7 @@ class _Graph:
         return Response(body, media_type="application/json", headers=headers)
 
     def children(self, request: Request) -> Response:
-        run = self._run(request.path_params["run_id"])
+        run = stored_run(self.metadata, request.path_params["run_id"])
         params = request.query_params
         order = params.get("order") or ORDERS[0]
         if order not in ORDERS:
@@ -133,7 +131,7 @@ class _Graph:
             run.root_id,
             run.id,
             function_path=text(params, "function"),
-            state=_status(params.get("status")),
+            state=run_state(params),
             failed_first=order == "failed-first",
             offset=offset,
             limit=limit,
@@ -148,7 +146,7 @@ class _Graph:
         )
 
     def summary(self, request: Request) -> Response:
-        run = self._run(request.path_params["run_id"])
+        run = stored_run(self.metadata, request.path_params["run_id"])
         params = request.query_params
         function_path = text(params, "function")
         bins = integer(params, "bins", DEFAULT_BINS, 1, MAX_BINS)
@@ -189,7 +187,7 @@ class _Graph:
         """The folded graph as JSON, and its ETag. Kept for the pipeline's skeleton as read
         now: until a run is added or changes state, the same answer is served again."""
         sketch = self._index().sketch(root_id, fold)
-        if sketch.large_sets() and 1 + sum(row.number for row in sketch.counts) <= fold_above:
+        if sketch.large_sets() and sketch.size <= fold_above:
             sketch = self._index().sketch(root_id, MAX_FOLD + 1)  # small enough: whole
         key = (root_id, top, fold, depth, hash((tuple(sketch.counts), tuple(sketch.runs))))
         with self._lock:
@@ -226,7 +224,7 @@ class _Graph:
         return {
             "root_id": root_id,
             "folded": bool(folded.groups or folded.nested),
-            "total_runs": 1 + sum(row.number for row in sketch.counts),
+            "total_runs": sketch.size,
             "runs": [wire.run_json(run) for run in shown],
             "groups": groups,
             "nested": {
@@ -258,13 +256,6 @@ class _Graph:
         if self._graph is None:
             raise HTTPException(404, "This server keeps no run index: ask without fold.")
         return self._graph
-
-    def _run(self, run_id: str) -> RunRecord:
-        run_id_param(run_id)
-        try:
-            return self.metadata.get_run(run_id)
-        except RunNotFoundError:
-            raise HTTPException(404, f"No run with id {run_id!r}.") from None
 
 
 def merge_edges(edges: Sequence[EdgeSketch], folded: folding.Folded) -> list[dict[str, Any]]:
@@ -321,17 +312,6 @@ def histogram(durations: list[float], bins: int) -> dict[str, Any]:
 
 def _rank(values: list[float], fraction: float) -> float:
     return values[max(0, min(len(values) - 1, round(fraction * len(values)) - 1))]
-
-
-def _status(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    if raw.upper() not in _STATES:
-        raise HTTPException(
-            400,
-            f"status: unknown state {raw[:40]!r}; expected one of {', '.join(sorted(_STATES))}.",
-        )
-    return raw.upper()
 
 
 def _etags(header: str | None) -> set[str]:

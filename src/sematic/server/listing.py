@@ -15,40 +15,25 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from sematic.core import cursor, wire
-from sematic.core.engine import State
 from sematic.core.ports import MetadataStore
-from sematic.server.params import integer, run_id, text
+from sematic.server.params import boolean, integer, run_id, run_state, text
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_OFFSET = 10_000
 COUNT_CAP = 10_000
-_STATES = frozenset(state.value for state in State)
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _boolean(params: Mapping[str, str], name: str) -> bool:
-    raw = (params.get(name) or "false").lower()
-    if raw not in _BOOLEANS:
-        raise HTTPException(400, f"{name} must be true or false, not {raw[:40]!r}.")
-    return _BOOLEANS[raw]
 
 
 def _filters(params: Mapping[str, str]) -> dict[str, Any]:
-    state = params.get("status") or None
-    if state is not None and state.upper() not in _STATES:
-        raise HTTPException(
-            400, f"Unknown status {state[:40]!r}; expected one of {', '.join(sorted(_STATES))}."
-        )
     root = params.get("root_id") or None
     return {
-        "status": None if state is None else state.upper(),
+        "status": run_state(params),
         "name": text(params, "name"),
         "tag": text(params, "tag"),
-        "root_only": _boolean(params, "root_only"),
+        "root_only": boolean(params, "root_only"),
         "submitted_by": text(params, "submitted_by"),
         "root_id": None if root is None else run_id(root, "root_id"),
-        "in_pods": _boolean(params, "in_pods"),
+        "in_pods": boolean(params, "in_pods"),
     }
 
 
@@ -69,7 +54,7 @@ def run_page(metadata: MetadataStore, params: Mapping[str, str]) -> dict[str, An
     limit = integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = integer(params, "offset", 0, 0, MAX_OFFSET)
     after = _position(params)
-    exact = _boolean(params, "exact_total")
+    exact = boolean(params, "exact_total")
     filters = _filters(params)
     # One run more than asked for tells whether another page follows.
     found = metadata.list_runs(**filters, after=after, limit=limit + 1, offset=offset)

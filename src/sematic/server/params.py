@@ -15,7 +15,17 @@ from typing import Annotated
 from pydantic import Field
 from starlette.exceptions import HTTPException
 
-from sematic.core.records import ARTIFACT_ID, ARTIFACT_ID_PATTERN, INT64_MAX, RUN_ID, RUN_ID_PATTERN
+from sematic.core.engine import State
+from sematic.core.errors import RunNotFoundError
+from sematic.core.ports import MetadataStore
+from sematic.core.records import (
+    ARTIFACT_ID,
+    ARTIFACT_ID_PATTERN,
+    INT64_MAX,
+    RUN_ID,
+    RUN_ID_PATTERN,
+    RunRecord,
+)
 from sematic.server.bodies import explained
 
 RunId = Annotated[
@@ -29,6 +39,8 @@ ArtifactId = Annotated[
     explained(string_pattern_mismatch="{value} is not an artifact id"),
 ]
 
+_STATES = frozenset(state.value for state in State)
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() takes '٣' and '1_0'
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -68,6 +80,37 @@ def text(params: Mapping[str, str], name: str) -> str | None:
     if raw is not None and "\0" in raw:
         raise HTTPException(400, f"{name} must not contain NUL characters.")
     return raw
+
+
+def boolean(params: Mapping[str, str], name: str) -> bool:
+    """A true/false query parameter (also 1/0, any case); false when absent or empty."""
+    raw = (params.get(name) or "false").lower()
+    if raw not in _BOOLEANS:
+        raise HTTPException(400, f"{name} must be true or false, not {raw[:40]!r}.")
+    return _BOOLEANS[raw]
+
+
+def run_state(params: Mapping[str, str], name: str = "status") -> str | None:
+    """A run state query parameter, any case, as stored (upper case); None when absent."""
+    raw = params.get(name) or None
+    if raw is None:
+        return None
+    if raw.upper() not in _STATES:
+        raise HTTPException(
+            400,
+            f"{name}: unknown state {raw[:40]!r}; expected one of {', '.join(sorted(_STATES))}.",
+        )
+    return raw.upper()
+
+
+def stored_run(metadata: MetadataStore, value: str, name: str = "run_id") -> RunRecord:
+    """The run a path or query value names: a 400 when it is not a run id, a 404 when no
+    such run is recorded."""
+    run_id(value, name)
+    try:
+        return metadata.get_run(value)
+    except RunNotFoundError:
+        raise HTTPException(404, f"No run with id {value!r}.") from None
 
 
 def run_id(value: str, name: str = "run_id") -> str:

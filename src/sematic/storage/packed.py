@@ -108,7 +108,7 @@ class PackedArtifactStore:
             self._small.put_many({artifact_id: payload})
             return
         self._large.put(artifact_id, payload, type_key=type_key)
-        self._small.discard([artifact_id])
+        self._stored_large(artifact_id)
 
     def put_many(
         self, payloads: Mapping[str, bytes], *, type_keys: Mapping[str, str] | None = None
